@@ -1,0 +1,11 @@
+"""`python -m pipelines`: data jobs (corpus, assets, build, filter, refresh, augment)."""
+
+import sys
+
+from pipelines.cli import run
+
+COMMANDS = [
+]
+
+if __name__ == "__main__":
+    sys.exit(run("python -m pipelines", __doc__, COMMANDS))
