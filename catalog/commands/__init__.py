@@ -1,0 +1,1 @@
+"""`python -m catalog` sub-commands: one module each, exposing add_parser() and main()."""

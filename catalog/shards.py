@@ -1,0 +1,105 @@
+"""Read WebDataset shards (plain tar) by byte range: scan member offsets, hash, read one member.
+
+A sample's members are consecutive tar entries named `KEY.EXT` (WebDataset convention: the
+key is the name up to the first dot of its last path component, the extension is the rest,
+e.g. `bt.spa.txt`). Scanning walks the tar headers only (seeking past member data), so an
+offset index of a shard costs its header reads, not a copy of the shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tarfile
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from pipelines import storage
+
+_KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Member:
+    """One tar entry of a sample: where its header and its data start, and its size."""
+
+    sample: int  # position of the sample inside the shard (0-based)
+    key: str
+    ext: str  # member extension, e.g. "jpg", "g0.jpg", "bt.spa.txt"
+    header: int  # byte offset of the tar header block
+    offset: int  # byte offset of the member data
+    size: int
+
+
+class ShardError(ValueError):
+    """A shard is missing, unreadable or not laid out as WebDataset samples."""
+
+
+def split_name(name: str) -> tuple[str, str] | None:
+    """'abc.bt.spa.txt' -> ('abc', 'bt.spa.txt'); None when the name has no extension."""
+    m = _KEY_EXT.match(name)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def scan_members(f: BinaryIO, source: str) -> Iterator[Member]:
+    """Every member of the tar stream `f`, in order, grouped into samples by key."""
+    sample, last_key = -1, None
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                parts = split_name(info.name)
+                if parts is None:
+                    raise ShardError(f"{source}: member {info.name!r} has no KEY.EXT name")
+                key, ext = parts
+                if key != last_key:
+                    sample, last_key = sample + 1, key
+                yield Member(sample, key, ext, info.offset, info.offset_data, info.size)
+    except tarfile.TarError as exc:
+        raise ShardError(f"{source}: not a readable tar shard ({exc})") from None
+
+
+def scan_shard(uri: str) -> list[Member]:
+    """All members of the shard at `uri` (raises ShardError naming the shard)."""
+    if not storage.exists(uri):
+        raise ShardError(f"{uri}: shard is missing")
+    with storage.open_read(uri) as f:
+        return list(scan_members(f, uri))
+
+
+def sha256_of(uri: str) -> tuple[str, int]:
+    """(sha256 hex, size in bytes) of the object at `uri`, streamed."""
+    digest, size = hashlib.sha256(), 0
+    with storage.open_read(uri) as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def read_member(uri: str, member: Member) -> bytes:
+    """The data of `member`, read as one byte range of the shard.
+
+    The header block is read too and its name checked, so a shard replaced after indexing
+    raises ShardError instead of returning another member's bytes.
+    """
+    with storage.open_read(uri) as f:
+        return read_member_from(f, uri, member)
+
+
+def read_member_from(f: BinaryIO, uri: str, member: Member) -> bytes:
+    """`read_member` on an already open shard (lets a page read many members per open)."""
+    f.seek(member.header)
+    block = f.read(member.offset - member.header + member.size)
+    expected = f"{member.key}.{member.ext}"
+    name = block[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    # A long name lives in an extra GNU/pax header block before the real one.
+    extended = name.startswith("././@LongLink") or "PaxHeader" in name
+    if len(block) != member.offset - member.header + member.size or not (extended or name == expected):
+        raise ShardError(
+            f"{uri}: member {expected!r} is not at byte {member.header}; "
+            "the shard changed since it was indexed (run `python -m catalog reindex`)"
+        )
+    return block[member.offset - member.header :]

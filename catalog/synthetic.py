@@ -1,0 +1,141 @@
+"""Small but real dataset versions for catalog tests, benchmarks and demos.
+
+Writes genuine WebDataset shards (PIL JPEGs, captions, sample json, image and text views,
+members named per docs/formats.md) and publishes them with `catalog.publish`, so
+everything the catalog reads is what a real build writes. It does not imitate the
+pipeline's decisions: the funnel it records is made up from the requested reject counts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import tarfile
+import tempfile
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from catalog.publish import iter_samples, publish_version
+from catalog.versions import version_numbers
+from pipelines import storage
+from pipelines.keys import sample_key
+from pipelines.reasons import check_reason
+
+_WORDS = "a dog cat runs on the green grass near old red house with two children playing ball in park".split()
+_STAGES = {
+    "text_filters": ("empty_caption", "meaningless_caption", "not_english", "low_english_ratio", "single_pos", "sensitive", "repeated_caption"),
+    "download": ("download_failed", "too_many_pixels", "not_an_image"),
+    "image_filters": ("image_too_small", "aspect_ratio"),
+    "dedup": ("duplicate_image",),
+}
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
+
+
+def make_sample(url: str, caption: str, rng: random.Random, views: bool = True) -> dict[str, bytes]:
+    """The members of one sample: jpg, txt, json and (optionally) views."""
+    w, h = rng.randint(256, 400), rng.randint(256, 400)
+    color = tuple(rng.randint(30, 225) for _ in range(3))
+    image = Image.new("RGB", (w, h), color)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=tuple(255 - c for c in color))
+    meta: dict[str, Any] = {
+        "url": url, "orig_width": w * 2, "orig_height": h * 2, "width": w, "height": h,
+        "lang": "en", "lang_score": round(rng.uniform(0.6, 1.0), 3), "english_ratio": 1.0,
+        "phash": f"{rng.getrandbits(64):016x}", "person_substituted": "<person>" in caption,
+    }
+    members = {"jpg": _jpeg(image), "txt": caption.encode("utf-8")}
+    if views:
+        members["g0.jpg"] = _jpeg(image.crop((0, 0, w * 3 // 4, h * 3 // 4)).resize((224, 224)))
+        members["g1.jpg"] = _jpeg(image.crop((w // 4, h // 4, w, h)).resize((224, 224)))
+        members["l0.jpg"] = _jpeg(image.crop((0, 0, w // 3, h // 3)).resize((96, 96)))
+        members["l1.jpg"] = _jpeg(image.crop((w // 2, h // 2, w, h)).resize((96, 96)))
+        words = caption.split()
+        members["eda0.txt"] = " ".join(reversed(words)).encode("utf-8")
+        members["eda1.txt"] = " ".join(words[:-1] or words).encode("utf-8")
+        members["bt.spa.txt"] = ("the " + caption).encode("utf-8")
+        meta["views"] = {"image": "random_resized_crop", "text": ["eda", "bt.spa"]}
+    members["json"] = json.dumps(meta, sort_keys=True).encode("utf-8")
+    return members
+
+
+def write_shard(uri: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:
+    """Write (key, members) samples as one tar shard at `uri` (local or s3://)."""
+    fd, tmp = tempfile.mkstemp(suffix=".tar")
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for key, members in samples:
+                for ext, data in members.items():
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+        storage.upload_file(tmp, uri)
+    finally:
+        os.unlink(tmp)
+
+
+def funnel_for(kept: int, rejected: dict[str, int]) -> dict[str, Any]:
+    """A funnel object (docs/formats.md) with the rejects spread over the pipeline stages."""
+    stages, remaining = [], kept + sum(rejected.values())
+    total_in = remaining
+    for stage, reasons in _STAGES.items():
+        here = {r: n for r, n in rejected.items() if check_reason(r) in reasons and n}
+        out = remaining - sum(here.values())
+        stages.append({"stage": stage, "in": remaining, "kept": out, "rejected": here})
+        remaining = out
+    return {"in": total_in, "kept": kept, "rejected": {r: n for r, n in rejected.items() if n}, "stages": stages}
+
+
+def make_version(
+    root: str,
+    dataset: str,
+    n: int,
+    *,
+    seed: int = 0,
+    shard_size: int = 8,
+    views: bool = True,
+    captions: list[str] | None = None,
+    rejected: dict[str, int] | None = None,
+    parents: list[str] | None = None,
+    carry_shards: list[str] | None = None,
+    url_offset: int = 0,
+) -> dict[str, Any]:
+    """Write and publish the next version of `dataset` with `n` new samples.
+
+    `captions` overrides the first captions (e.g. markup that must render as text);
+    `carry_shards` lists shard paths of older versions to reference, as a refresh does.
+    """
+    rng = random.Random(seed)
+    version = (version_numbers(root, dataset) or [0])[-1] + 1
+    samples = []
+    for i in range(n):
+        url = f"http://127.0.0.1/img/{url_offset + i}.jpg"
+        caption = (captions or [])[i] if i < len(captions or []) else " ".join(rng.choices(_WORDS, k=rng.randint(4, 12)))
+        if i % 5 == 4 and not (captions and i < len(captions)):
+            caption = "<person> with " + caption
+        samples.append((sample_key(url), make_sample(url, caption, rng, views)))
+    paths = list(carry_shards or [])
+    for s in range(0, n, shard_size):
+        path = f"v{version}/shards/shard-{s // shard_size:06d}.tar"
+        write_shard(storage.join(root, dataset, path), samples[s : s + shard_size])
+        paths.append(path)
+    rejected = rejected if rejected is not None else {"empty_caption": 2, "not_english": 3, "download_failed": 4, "image_too_small": 1, "duplicate_image": 2}
+    config = {"synthetic": {"n": n, "seed": seed, "shard_size": shard_size}}
+    sources = [{"uri": f"synthetic://{dataset}/{seed}", "rows": n + sum(rejected.values()), "sha256": "0" * 64}]
+    carried = sum(_samples_in(root, dataset, p) for p in carry_shards or [])
+    return publish_version(
+        root, dataset, version, paths,
+        funnel=funnel_for(n + carried, rejected), config=config, sources=sources, parents=parents, code="synthetic",
+    )
+
+
+def _samples_in(root: str, dataset: str, path: str) -> int:
+    return sum(1 for _ in iter_samples(storage.join(root, dataset, path)))

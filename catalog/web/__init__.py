@@ -1,0 +1,1 @@
+"""The catalog web page: FastAPI routes rendering server-side HTML with inline SVG charts."""
