@@ -5,6 +5,8 @@ import sys
 from pipelines.cli import run
 
 COMMANDS = [
+    "pipelines.assets",
+    "pipelines.doctor",
 ]
 
 if __name__ == "__main__":
