@@ -7,6 +7,8 @@ from pipelines.cli import run
 COMMANDS = [
     "pipelines.assets",
     "pipelines.doctor",
+    "pipelines.sampleweb.cli",
+    "pipelines.webserver",
 ]
 
 if __name__ == "__main__":
