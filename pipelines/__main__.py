@@ -9,6 +9,7 @@ COMMANDS = [
     "pipelines.doctor",
     "pipelines.sampleweb.cli",
     "pipelines.webserver",
+    "pipelines.build.cli",
 ]
 
 if __name__ == "__main__":

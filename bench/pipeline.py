@@ -1,0 +1,97 @@
+"""Benchmark: the full build vs plain img2dataset on the same served sample corpus.
+
+    python bench/pipeline.py --n 5000 [--data DIR]
+
+Serves the sample web corpus (generated into DIR unless DIR already holds one of n rows),
+then runs, side by side on the same local Ray:
+ (a) plain img2dataset (distributor="ray") over all rows with the build's download settings;
+ (b) the full build (text, download, image, dedup, shard).
+Prints wall seconds, samples/s/core per stage, each stage's share of (b), and (b)/(a).
+Targets: (b) <= 2 x (a); text stage >= 300 samples/s/core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pipelines.build.config import BuildConfig
+from pipelines.build.pipeline import run_build
+from pipelines.sampleweb.corpus import generate
+from pipelines.webserver import CorpusServer, free_port
+
+SLOW_SECONDS = 2.0
+TIMEOUT = 1
+
+
+def corpus(data: Path, n: int) -> Path:
+    meta = data / "corpus.json"
+    if not (meta.exists() and json.loads(meta.read_text())["n"] == n):
+        generate(data, n=n, seed=11, base_url=f"http://127.0.0.1:{free_port()}")
+    return data
+
+
+def baseline(urls: Path, out: Path, cfg: BuildConfig) -> float:
+    """img2dataset alone, same resize and checks as the build's download stage."""
+    import ray
+    from img2dataset import download
+
+    ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
+    try:
+        start = time.perf_counter()
+        download(url_list=str(urls), output_folder=str(out), input_format="parquet", url_col="url", caption_col="caption",
+                 output_format="parquet", distributor="ray", image_size=cfg.download.image_size, resize_mode="keep_ratio",
+                 resize_only_if_bigger=cfg.download.resize_only_if_bigger, encode_quality=cfg.download.encode_quality,
+                 thread_count=cfg.download.thread_count, number_sample_per_shard=cfg.download.samples_per_shard,
+                 timeout=TIMEOUT, extract_exif=False, compute_hash="sha256", min_image_size=cfg.image.min_size,
+                 max_aspect_ratio=cfg.image.max_aspect_ratio, max_image_area=cfg.image.max_pixels, enable_wandb=False)
+        return time.perf_counter() - start
+    finally:
+        ray.shutdown()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--data", type=Path, default=None, help="corpus directory (default: a temporary one)")
+    ap.add_argument("--cpus", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    data = corpus(args.data or tmp / "corpus", args.n)
+    port = urlparse(json.loads((data / "corpus.json").read_text())["base_url"]).port
+    cfg = BuildConfig.model_validate({
+        "dataset": "bench", "root": str(tmp / "root"), "source": {"urls": str(data / "urls.parquet")},
+        "download": {"timeout": TIMEOUT, "samples_per_shard": 500}, "ray": {"num_cpus": args.cpus},
+    })
+    try:
+        with CorpusServer(data, port=port, slow_seconds=SLOW_SECONDS):
+            base = baseline(data / "urls.parquet", tmp / "baseline", cfg)
+            timings: dict[str, float] = {}
+            start = time.perf_counter()
+            manifest = run_build(cfg, timings=timings)
+            total = time.perf_counter() - start
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    n, cores = args.n, args.cpus
+    stages = {s["stage"]: s["in"] for s in manifest["funnel"]["stages"]}
+    print(f"\nbench/pipeline.py: {n} rows, {cores} cores, kept {manifest['samples']}")
+    print(f"{'run':<26} {'seconds':>9} {'samples/s/core':>15} {'share':>7}")
+    print(f"{'(a) img2dataset alone':<26} {base:>9.1f} {n / base / cores:>15.1f}")
+    print(f"{'(b) full build':<26} {total:>9.1f} {n / total / cores:>15.1f} {'100%':>7}")
+    for stage, sec in timings.items():
+        rows = stages.get(stage, n)
+        print(f"{'    ' + stage + f' ({rows} in)':<26} {sec:>9.1f} {rows / sec / cores:>15.1f} {sec / total:>7.0%}")
+    print(f"ratio (b)/(a): {total / base:.2f}  (target <= 2.0)")
+    text_rate = n / timings["text"] / cores
+    print(f"text stage: {text_rate:.0f} samples/s/core incl. actor start-up (target >= 300)")
+
+
+if __name__ == "__main__":
+    main()
