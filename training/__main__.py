@@ -1,0 +1,10 @@
+"""`python -m training`: Ray Train pretraining (CLIP, FILIP, FLIP)."""
+
+import sys
+
+from pipelines.cli import run
+
+COMMANDS = ["training.cli"]
+
+if __name__ == "__main__":
+    sys.exit(run("python -m training", __doc__, COMMANDS))

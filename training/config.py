@@ -1,0 +1,121 @@
+"""The typed training config (`python -m training train CONFIG.yaml --set key=value`).
+
+One YAML per experiment (big_vision style); `smoke: true` shrinks any config to a tiny run.
+Objectives are named in `objectives:` with a weight and options checked by the objective's
+own `Options` model when the run is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipelines.config import Config
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class ModelConfig(Config):
+    preset: str = "tiny"                # a JSON under training/presets/ or a path to one
+    embed_dim: int | None = None        # override the preset's joint-space size (FILIP: 256)
+    mask_ratio: float = 0.0             # FLIP: share of image patches dropped per sample
+    unmasked_steps: int = 0             # FLIP: the last N steps train without masking
+    grad_checkpointing: bool = False
+
+    @field_validator("mask_ratio")
+    @classmethod
+    def _ratio(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("mask_ratio must be in [0, 1)")
+        return v
+
+
+class ObjectiveSpec(Config):
+    weight: float = 1.0
+    options: dict[str, Any] = {}
+
+
+class DataConfig(Config):
+    samples_per_epoch: int | None = None  # default: the version's sample count
+    num_workers: int = 2                  # dataloader worker processes per Ray worker
+    caption_from: list[str] = ["txt"]     # members the caption is sampled from (FILIP: txt + bt.*)
+    eda_views: int = 0                    # eda0.txt .. : tokenised when > 0
+    global_views: int = 0                 # g0.jpg ..
+    local_views: int = 0                  # l0.jpg ..
+    local_size: int = 96
+    shuffle_buffer: int = 256
+
+
+class OptimConfig(Config):
+    name: Literal["adamw", "lamb"] = "adamw"
+    lr: float = 5e-4
+    weight_decay: float = 0.2
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    sqrt_lr_scaling: bool = False         # FILIP A.3: peak lr = lr * sqrt(global batch / reference)
+    sqrt_reference_batch: int = 256
+    grad_clip: float | None = 1.0
+
+
+class ScheduleConfig(Config):
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+
+
+class CheckpointConfig(Config):
+    storage: str = "./runs"               # local path or s3://bucket/prefix (Ray Train storage)
+    every_steps: int = 100
+    keep: int = 2
+
+
+class RunConfig(Config):
+    name: str = "train"
+    workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    max_failures: int = 0
+    log_every: int = 10
+    log_dir: str = "./runs"               # TensorBoard events, metrics.jsonl, summary.json (local)
+
+
+class EvalConfig(Config):
+    dataset: str | None = None            # held-out NAME@VERSION for zero-shot retrieval at the end
+    samples: int = 256
+
+
+class TrainConfig(Config):
+    dataset: str
+    root: str = "./data"
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 32                  # per Ray worker
+    precision: Precision = "fp32"
+    smoke: bool = False                   # tiny model, few steps: a quick end-to-end check
+    model: ModelConfig = ModelConfig()
+    objectives: dict[str, ObjectiveSpec] = Field(default_factory=lambda: {"clip": ObjectiveSpec()})
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    run: RunConfig = RunConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if not self.objectives:
+            raise ValueError("objectives: name at least one objective, e.g. {clip: {weight: 1.0}}")
+        if self.model.unmasked_steps > self.steps:
+            raise ValueError("model.unmasked_steps cannot exceed steps")
+        return self
+
+    def resolved(self) -> "TrainConfig":
+        """Apply the smoke switch: tiny model, 20 steps, small batches."""
+        if not self.smoke:
+            return self
+        return self.model_copy(update={
+            "steps": min(self.steps, 20), "batch_size": min(self.batch_size, 8),
+            "model": self.model.model_copy(update={"preset": "tiny", "unmasked_steps": min(self.model.unmasked_steps, 5)}),
+            "checkpoint": self.checkpoint.model_copy(update={"every_steps": 10}),
+            "run": self.run.model_copy(update={"log_every": 5}),
+        })

@@ -1,0 +1,55 @@
+"""CLIP's symmetric InfoNCE (Radford et al. 2021, Sec. 2.3; FILIP Eq. 1 with global features)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pipelines.config import Config
+from training.objectives.base import OBJECTIVES, Objective, at_least_fp32
+from training.objectives.gather import all_gather_with_grad, world
+
+
+def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over L2-normalised features [B, d]; `logit_scale` is the multiplier."""
+    return clip_loss_local(image_features, text_features, image_features, text_features, logit_scale, offset=0)
+
+
+def clip_loss_local(
+    image_local: torch.Tensor,
+    text_local: torch.Tensor,
+    image_all: torch.Tensor,
+    text_all: torch.Tensor,
+    logit_scale: torch.Tensor,
+    offset: int,
+) -> torch.Tensor:
+    """The local rows' share of the loss against the whole (gathered) batch.
+
+    Row i of the local batch is row `offset + i` of the global batch (its positive).
+    """
+    logits_per_image = logit_scale * image_local @ text_all.T
+    logits_per_text = logit_scale * text_local @ image_all.T
+    labels = torch.arange(image_local.shape[0], device=image_local.device) + offset
+    return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+
+
+class ClipOptions(Config):
+    init_temperature: float = 0.07
+    max_logit_scale: float = 100.0
+
+
+@OBJECTIVES.register("clip")
+class ClipObjective(Objective):
+    """Global-feature contrastive loss with a learnable temperature (clamped at `max_logit_scale`)."""
+
+    Options = ClipOptions
+    needs = frozenset({"image_features", "text_features"})
+
+    def __init__(self, options: ClipOptions, amp_dtype: torch.dtype | None = None) -> None:
+        super().__init__(options.init_temperature, options.max_logit_scale)
+
+    def forward(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        image, text = at_least_fp32(outputs["image_features"]), at_least_fp32(outputs["text_features"])
+        rank, _ = world()
+        image_all, text_all = all_gather_with_grad(image, text)
+        return clip_loss_local(image, text, image_all, text_all, self.logit_scale(), offset=rank * image.shape[0])

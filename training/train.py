@@ -1,0 +1,206 @@
+"""Ray Train pretraining: `launch` starts a TorchTrainer; `worker_loop` runs on each worker.
+
+Checkpoints (every `checkpoint.every_steps` and at the end) go through Ray Train to local or
+s3:// storage: rank 0 writes the model, objectives (and their state), optimiser, scheduler,
+grad scaler and step; every rank writes its RNG states. The data position is the step (one
+batch per step per worker), from which the stream resumes exactly. Re-running the same
+command (same run.name and storage) resumes from the latest checkpoint; after a worker
+failure Ray restarts the group (FailureConfig.max_failures) and it resumes the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import ray.train.torch
+import torch
+
+from pipelines import storage
+from training.config import TrainConfig
+from training.data import ShardStream, make_loader, resolve_shards
+from training.evaluate import retrieval
+from training.logs import RunLog
+from training.optim import build_optimizer, build_schedule, peak_lr
+from training.trainee import AMP_DTYPES, Trainee, batch_spec, build_trainee
+
+STATE_FILE = "state.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    cfg = TrainConfig.model_validate(config["train"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    trainee = build_trainee(cfg).to(device)
+    global_batch = cfg.batch_size * world
+    optimizer = build_optimizer({"trainee": trainee}, cfg.optim, peak_lr(cfg.optim, global_batch))
+    scheduler = build_schedule(optimizer, cfg.schedule, cfg.steps)
+    amp_dtype = AMP_DTYPES[cfg.precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+
+    step, history = 0, {"first_loss": None}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            state = torch.load(os.path.join(d, STATE_FILE), map_location=device, weights_only=False)
+            trainee.model.load_state_dict(state["model"])
+            trainee.objectives.load_state_dict(state["objectives"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            step, history = state["step"], state["history"]
+            rng_file = os.path.join(d, f"rng-rank{rank}.pt")
+            if os.path.exists(rng_file):
+                set_rng_state(torch.load(rng_file, weights_only=False))
+    else:
+        random.seed(cfg.seed + rank)
+        np.random.seed(cfg.seed + rank)
+        torch.manual_seed(cfg.seed + rank)  # per-rank masking / dropout randomness
+
+    model: torch.nn.Module = trainee
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(trainee, device_ids=[device.index] if device.type == "cuda" else None)
+
+    _, urls = resolve_shards(cfg.root, cfg.dataset)
+    stream = ShardStream(urls, batch_spec(cfg, trainee.model.image_size), cfg.batch_size, config["samples_per_epoch"],
+                         rank=rank, world=world, num_workers=cfg.data.num_workers, seed=cfg.seed, start_batch=step,
+                         shuffle_buffer=cfg.data.shuffle_buffer)
+    log = RunLog(config["log_dir"], cfg.steps, step) if rank == 0 else None
+    start_step, t_start, t_last, last_logged = step, time.perf_counter(), time.perf_counter(), step
+    trainee.train()
+    for batch in make_loader(stream):
+        if step >= cfg.steps:
+            break
+        trainee.model.set_masking(step < cfg.steps - cfg.model.unmasked_steps)
+        batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            total, losses = model(batch)
+        scaler.scale(total).backward()
+        if cfg.optim.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(trainee.parameters(), cfg.optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        step += 1
+        if log is not None:
+            log.advance()
+        if step % cfg.run.log_every == 0 or step == cfg.steps or history["first_loss"] is None:
+            now = time.perf_counter()
+            metrics = {"loss/total": total.item(), "lr": lr, "epoch": step // stream.batches_per_epoch,
+                       "samples_per_s": (step - last_logged) * global_batch / max(now - t_last, 1e-9)}
+            for name, loss in losses.items():
+                metrics[f"loss/{name}"] = loss.item()
+                metrics[f"temperature/{name}"] = 1.0 / trainee.objectives[name].logit_scale().item()
+            t_last, last_logged = now, step
+            if history["first_loss"] is None:
+                history["first_loss"] = metrics["loss/total"]
+            history["last_loss"] = metrics["loss/total"]
+            if log is not None:
+                log.step(step, metrics)
+        if step % cfg.checkpoint.every_steps == 0 and step < cfg.steps:
+            _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world)
+    summary = {"step": step, "steps_this_attempt": step - start_step, "first_loss": history["first_loss"],
+               "last_loss": history.get("last_loss"), "wall_s_this_attempt": time.perf_counter() - t_start,
+               "samples_per_s": (step - start_step) * global_batch / max(time.perf_counter() - t_start, 1e-9)}
+    if cfg.eval.dataset and rank == 0:
+        summary["eval"] = retrieval(trainee.model, cfg.root, cfg.eval.dataset, cfg.eval.samples, device)
+    if log is not None:
+        log.close()
+    if step > start_step:  # the final checkpoint carries the summary (Result.metrics)
+        _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world, {"summary": summary})
+    else:  # an already finished run: nothing new to save
+        ray.train.report({})
+
+
+def _save(cfg, trainee: Trainee, optimizer, scheduler, scaler, step: int, history: dict, rank: int, world: int,
+          metrics: dict[str, Any] | None = None) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        if rank == 0:
+            torch.save({"model": trainee.model.state_dict(), "objectives": trainee.objectives.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(), "step": step, "history": history,
+                        "data_position": {"batches_per_rank": step, "world": world},
+                        "config": cfg.to_dict()}, os.path.join(d, STATE_FILE))
+        torch.save(rng_state(), os.path.join(d, f"rng-rank{rank}.pt"))
+        ray.train.report({"step": step, **(metrics or {})}, checkpoint=ray.train.Checkpoint.from_directory(d),
+                         checkpoint_dir_name=f"checkpoint-{step:08d}")
+
+
+def _storage(uri: str) -> tuple[str, Any]:
+    """Ray Train storage path (+ filesystem for s3://, honouring AWS_ENDPOINT_URL)."""
+    if not uri.startswith("s3://"):
+        return os.path.abspath(uri), None
+    import pyarrow.fs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    fs = pyarrow.fs.S3FileSystem(endpoint_override=endpoint) if endpoint else pyarrow.fs.S3FileSystem()
+    return uri[len("s3://"):], fs
+
+
+def _quiet_without_dashboard() -> None:
+    """Without a dashboard Ray Train's placement-group cleaner warns every second that the
+    state API is unavailable; a local run does not need that monitor's queries."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+
+
+def launch(cfg: TrainConfig) -> dict[str, Any]:
+    """Validate the data, run the TorchTrainer, write and return the summary."""
+    cfg = cfg.resolved()
+    root = cfg.root if storage.is_remote(cfg.root) else os.path.abspath(cfg.root)
+    cfg = cfg.model_copy(update={"root": root})
+    manifest, urls = resolve_shards(cfg.root, cfg.dataset)  # fails early, naming what exists
+    samples_per_epoch = cfg.data.samples_per_epoch or manifest["samples"]
+    log_dir = os.path.abspath(os.path.join(cfg.run.log_dir, cfg.run.name))
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init()
+        else:
+            ray.init(include_dashboard=False, runtime_env={"worker_process_setup_hook": _quiet_without_dashboard})
+    storage_path, storage_fs = _storage(cfg.checkpoint.storage)
+    trainer = ray.train.torch.TorchTrainer(
+        worker_loop,
+        train_loop_config={"train": cfg.to_dict(), "samples_per_epoch": samples_per_epoch, "log_dir": log_dir},
+        torch_config=ray.train.torch.TorchConfig(backend="nccl" if cfg.run.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.workers, use_gpu=cfg.run.use_gpu,
+                                               resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=cfg.run.name, storage_path=storage_path, storage_filesystem=storage_fs,
+            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
+        ),
+    )
+    result = trainer.fit()
+    summary = dict(result.metrics.get("summary", {}))
+    summary.update(dataset=f"{manifest['dataset']}@{manifest['version']}", run=cfg.run.name,
+                   objectives={n: s.weight for n, s in cfg.objectives.items()},
+                   checkpoint=result.checkpoint.path if result.checkpoint else None, log_dir=log_dir)
+    storage.write_json(os.path.join(log_dir, "summary.json"), summary)
+    return summary
