@@ -10,6 +10,8 @@ COMMANDS = [
     "pipelines.sampleweb.cli",
     "pipelines.webserver",
     "pipelines.build.cli",
+    "augment.cli",
+    "pipelines.build.refresh",
 ]
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Text views: EDA (`eda`) and back-translation (`backtranslate`, translators in `translate`)."""
