@@ -2,6 +2,7 @@
 # Idempotent machine setup: Debian packages, .venv, the project (editable, dev extras),
 # and the offline assets in .cache/lipforge. Safe to run again; does only what is missing.
 set -euo pipefail
+export NO_ALBUMENTATIONS_UPDATE=1   # img2dataset imports albumentations, which checks PyPI for updates
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(

@@ -10,7 +10,7 @@ import pytest
 from pipelines import assets
 from pipelines.config import ConfigError, load_config
 from pipelines.filters import FILTERS, TextChain, TextFilterConfig, caption_repeat_key, normalize_caption
-from pipelines.filters.language import EnglishWords, LowEnglishRatio, NotEnglish
+from pipelines.filters.language import EnglishWords, LowEnglishRatio, NotEnglish, lid_text
 from pipelines.filters.person import PersonNameSubstituter
 from pipelines.filters.pos import SinglePos
 from pipelines.filters.text import EmptyCaption, MeaninglessCaption, SensitiveWords
@@ -129,6 +129,11 @@ def test_not_english_writes_lang_and_score(chain):
     assert f.keep(row) is True and row["lang"] == "en"
     row = {"caption": "dos astres grocs."}  # Catalan, but fastText's top label is en 0.33
     assert f.keep(row) == (False, "not_english")
+    row = {"caption": "a black star."}  # "star." is an unseen token to fastText: pt 0.41 unless split off
+    assert f.keep(row) is True and row["lang"] == "en"
+    row = {"caption": "A purple heart above a black circle"}  # de 0.29, en < 0.08, but every word is English
+    assert f.keep(row) is True and row["lang"] == "en"
+    assert lid_text("“A purple diamond”, drawn.") == "“ A purple diamond ”, drawn ."
 
 
 def test_low_english_ratio_writes_ratio(chain):
@@ -152,6 +157,13 @@ def test_single_pos(chain):
                                      "a red circle", "Sunset beach", "dog", "Man scales rock .")]
     assert f.keep_batch(rows) == [(False, "single_pos")] * 4 + [True, (False, "single_pos"), True, True]
     assert SinglePos(TextFilterConfig(single_pos_min_words=3)).keep({"caption": "Sunset beach"}) is True
+    # the tagger guesses VERB/ADV in lists ("triangles" VBZ, "stars" VBP, "pink" ADV, "round" VB)
+    lists = ["hexagons triangles", "squares diamonds crosses", "hearts stars triangles", "stars circles hearts",
+             "black pink green", "round large simple small"]
+    assert f.keep_batch([{"caption": c} for c in lists]) == [(False, "single_pos")] * len(lists)
+    # a verb that agrees with the noun before it, or a participle, is still a verb
+    sentences = ["dog runs", "dogs run", "girl smiles", "man running", "two blue squares", "share more free pictures"]
+    assert f.keep_batch([{"caption": c} for c in sentences]) == [True] * len(sentences)
 
 
 def test_person_substitution(chain):
@@ -164,6 +176,7 @@ def test_person_substitution(chain):
         "A man with a Mohawk",
         "a small red circle above a blue square",
         "Kenji Walker painted a small yellow triangle",  # NER calls it ORG
+        "Priya Schmidt painted a purple triangle",  # NER's PERSON span is "Schmidt" only
     ])
     assert out == [
         ("<person> holding a red star", True),
@@ -173,6 +186,7 @@ def test_person_substitution(chain):
         ("A man with a Mohawk", False),
         ("a small red circle above a blue square", False),
         ("<person> painted a small yellow triangle", True),
+        ("<person> painted a purple triangle", True),
     ]
     assert not p.gate("a dog on the beach") and p.gate("Maria Lopez holding a red star") and p.gate("a dog and Rex")
     custom = PersonNameSubstituter(TextFilterConfig(person_placeholder="[NAME]"))

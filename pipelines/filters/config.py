@@ -91,6 +91,13 @@ class TextFilterConfig(Config):
         description="when the top label is not en: least English-word ratio (foreign function words "
         "counted as not English) to still count as English",
     )
+    lid_all_english_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="when the top label is not en (and below the foreign cut-off): an English-word ratio at "
+        "least this high counts as English without support from fastText's English probability",
+    )
     english_ratio_min: float = Field(0.8, ge=0.0, le=1.0, description="low_english_ratio threshold (DeCLIP: 0.8)")
     sensitive_words: list[str] = Field(default_factory=lambda: list(DEFAULT_SENSITIVE_WORDS))
     single_pos_min_words: int = Field(2, ge=2, description="captions with fewer words are never single_pos")

@@ -18,8 +18,14 @@ decide together:
   3. another top label: English only when r >= `lid_english_ratio`, the top label's
      probability is below `lid_foreign_prob` (`lid_short_foreign_prob` for captions of at
      most `lid_short_words` words: short text is where fastText is unsure), and either
-     fastText still gives English >= `lid_min_en_prob` or it is unsure of every language
-     (top probability < `lid_unsure_prob`: "a yellow heart" -> nl 0.09, fr 0.08, de 0.07).
+     fastText still gives English >= `lid_min_en_prob`, or it is unsure of every language
+     (top probability < `lid_unsure_prob`: "a yellow heart" -> nl 0.09, fr 0.08, de 0.07),
+     or every counted word is an English word (r >= `lid_all_english_ratio`: "A purple heart
+     above a black circle" -> de 0.29, en < 0.08; a word-level fact outweighs a low
+     probability, while a confident foreign label still rejects).
+fastText splits on whitespace only, so punctuation glued to a word makes it an unseen
+token ("a black star." -> pt 0.41, "a black star ." -> en 0.31): it sees the caption with
+punctuation split off (`lid_text`), the form real captions such as Flickr's already have.
 The row gets `lang` ("en" when kept, else the top label) and `lang_score` (fastText's
 English probability when kept, else the top label's probability).
 """
@@ -34,6 +40,7 @@ from pipelines.filters.base import FILTERS, Filter, Verdict, reject
 from pipelines.filters.config import TextFilterConfig
 
 WORD = re.compile(r"[^\W\d_]+")
+_LID_TOKEN = re.compile(r"\w+|[^\w\s]+")
 # Function words of es/ca/pt/fr/it/de/nl that WordNet also lists (abbreviations, letters,
 # notes: "de" Delaware, "la" Louisiana, "el" elevated railway, "die" the verb ...).
 FOREIGN_FUNCTION_WORDS = frozenset(
@@ -101,6 +108,11 @@ class EnglishWords:
         return hits / len(counted)
 
 
+def lid_text(caption: str) -> str:
+    """The caption as fastText sees it: words and punctuation runs separated by single spaces."""
+    return " ".join(_LID_TOKEN.findall(caption))
+
+
 @FILTERS.register("not_english")
 class NotEnglish(Filter):
     """fastText lid.176 top label + English probability + English-word ratio (module docstring)."""
@@ -119,7 +131,7 @@ class NotEnglish(Filter):
 
     def scores(self, caption: str) -> tuple[str, float, float]:
         """(top label, its probability, English probability) from fastText."""
-        labels, probs = self._model.predict(caption, k=-1)
+        labels, probs = self._model.predict(lid_text(caption), k=-1)
         top = labels[0][9:]  # strip "__label__"
         p_en = 0.0
         for label, p in zip(labels, probs):
@@ -132,16 +144,17 @@ class NotEnglish(Filter):
         """(decision, lang, lang_score) as written into the row."""
         top, p_top, p_en = self.scores(caption)
         c = self.config
+        if top == "en" and p_en >= c.lid_confident_en:
+            return True, "en", p_en
+        ratio = self.words.ratio(caption, FOREIGN_FUNCTION_WORDS)
         if top == "en":
-            if p_en >= c.lid_confident_en or self.words.ratio(caption, FOREIGN_FUNCTION_WORDS) >= c.lid_weak_en_ratio:
-                return True, "en", p_en
-            return False, top, p_top
+            return (True, "en", p_en) if ratio >= c.lid_weak_en_ratio else (False, top, p_top)
         n_words = len(WORD.findall(caption))
         foreign_max = c.lid_short_foreign_prob if n_words <= c.lid_short_words else c.lid_foreign_prob
         if (
             p_top < foreign_max
-            and (p_en >= c.lid_min_en_prob or p_top < c.lid_unsure_prob)
-            and self.words.ratio(caption, FOREIGN_FUNCTION_WORDS) >= c.lid_english_ratio
+            and ratio >= c.lid_english_ratio
+            and (p_en >= c.lid_min_en_prob or p_top < c.lid_unsure_prob or ratio >= c.lid_all_english_ratio)
         ):
             return True, "en", p_en
         return False, top, p_top

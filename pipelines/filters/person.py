@@ -15,7 +15,9 @@ noun that names something other than a person ("Polaris" is a star, "Yorkshire" 
 "Gandhi" is a WordNet person, so it is still replaced).
 
 NER also misses names it calls ORG ("Kenji Walker painted ..."): a capitalised known first
-name followed by another capitalised word is replaced too.
+name followed by another capitalised word is replaced too. And it sometimes cuts a name
+short ("Priya Schmidt painted ..." -> PERSON "Schmidt"): a kept span grows left over
+capitalised words right before it that are first names or not common English words.
 
 Privacy: nothing here logs or raises with caption text.
 """
@@ -87,8 +89,23 @@ class PersonNameSubstituter:
                 pairs.append((a.idx, b.idx + len(b.text)))
         return pairs
 
+    def _name_start(self, doc: Any, start: int) -> int:
+        """Token index where a name ending after token `start` begins (see the module docstring)."""
+        while start > 0:
+            word = doc[start - 1]
+            if not (word.is_alpha and word.text[0].isupper() and word.whitespace_):
+                break
+            if word.lower_ not in self.first_names and word.lower_ in self._common:
+                break
+            start -= 1
+        return start
+
     def substitute(self, doc: Any) -> tuple[str, bool]:
-        spans = [(e.start_char, e.end_char) for e in doc.ents if e.label_ == "PERSON" and self.is_name(e)]
+        spans = [
+            (doc[self._name_start(doc, e.start)].idx, e.end_char)
+            for e in doc.ents
+            if e.label_ == "PERSON" and self.is_name(e)
+        ]
         spans += [p for p in self.first_last_pairs(doc) if not any(s < p[1] and p[0] < e for s, e in spans)]
         text = doc.text
         for start, end in sorted(spans, reverse=True):

@@ -4,8 +4,20 @@ Lists of words ("red blue green", "dog cat bird") carry no relations between obj
 spaCy's tagger (tok2vec + tagger + attribute_ruler for `pos_`, run with `nlp.pipe`) is
 used, with two corrections measured on such lists, where the tagger has no syntax to go on:
 - PROPN counts as NOUN ("dog cat bird" is tagged PROPN PROPN NOUN);
-- a word tagged NOUN or ADJ may also count as the other one when WordNet lists it as both
-  ("red blue green" is tagged PROPN PROPN NOUN, but all three are WordNet adjectives).
+- a content word (not a stop word) may also count as a noun or an adjective when WordNet
+  lists it as one ("red blue green" is tagged PROPN PROPN NOUN, but all three are WordNet
+  adjectives; in "hexagons triangles" and "black pink green" the tagger guesses VERB for
+  "triangles" and ADV for "pink"). Stop words ("two", "more", "our") keep the tagger's tag.
+  A word tagged as a verb keeps its verb reading alone when it is one even in a list:
+  * a past tense or participle (VBD, VBG, VBN: "man running", "dog jumped");
+  * a present tense right after a noun it agrees with (VBZ after a singular noun: "Man
+    scales rock"; VBP after a plural noun: "dogs run") whose form fits the tag (WordNet's
+    verb morphology: VBZ an inflected form, VBP a base form; "stars" tagged VBP in "hearts
+    stars triangles" is not). The noun's number comes from the tag for NNS/NNPS and from
+    WordNet for NN/NNP (the tagger calls "stars" NNP in "stars circles hearts"): plural
+    when WordNet's morphology reduces it to another noun ("stars" -> "star", "men" -> "man").
+  A base form, or a present tense with no such noun ("hexagons triangles": VBZ after a
+  plural), doubles as a noun or adjective.
 A caption is single_pos when one part of speech fits every word. Only alphabetic tokens
 count, and captions with fewer than `single_pos_min_words` (default 2) words are kept: one
 word has one part of speech by definition; "blue purple" and "small tiny" are lists.
@@ -26,7 +38,9 @@ from pipelines.filters.base import FILTERS, Filter, Verdict, reject
 from pipelines.filters.config import TextFilterConfig
 
 TAGGER = ("tok2vec", "tagger", "attribute_ruler")
-_NOUN_ADJ = frozenset({"NOUN", "ADJ"})
+_NOUN_ADJ = ("NOUN", "ADJ")
+_VERB_FORMS = frozenset({"VBD", "VBG", "VBN"})
+_SUBJECT_NUMBER = {"VBZ": "singular", "VBP": "plural"}
 _WN_POS = {"NOUN": "n", "ADJ": "a"}
 FUNCTION_WORDS = frozenset(
     "a an the of in on with and at from by into onto is are was were his her their its this these those "
@@ -65,20 +79,39 @@ class SinglePos(Filter):
                 self._wn_cache[key] = hit
         return hit
 
-    def _possible(self, token: Any) -> set[str]:
-        pos = "NOUN" if token.pos_ == "PROPN" else token.pos_
-        if pos not in _NOUN_ADJ:
-            return {pos}
+    def _noun_number(self, token: Any) -> str | None:
+        """"singular"/"plural" for a noun token, None for other tokens (see the module docstring)."""
+        if token.tag_ in ("NNS", "NNPS"):
+            return "plural"
+        if token.tag_ not in ("NN", "NNP"):
+            return None
         word = token.lower_
-        return {pos} | {other for other in _NOUN_ADJ - {pos} if self._wordnet_has(word, other)}
+        # nltk's _morphy lists every base form (public morphy returns only the first one)
+        return "plural" if any(base != word for base in self._wn._morphy(word, "n")) else "singular"
+
+    def _verb_after_subject(self, token: Any, previous: Any) -> bool:
+        """A present-tense verb whose form fits its tag, after a noun it agrees with."""
+        number = _SUBJECT_NUMBER.get(token.tag_)
+        if number is None or previous is None or self._noun_number(previous) != number:
+            return False
+        base_form = token.lower_ in self._wn._morphy(token.lower_, "v")
+        return base_form == (number == "plural")
+
+    def _possible(self, token: Any, previous: Any) -> set[str]:
+        """Parts of speech the token can have here (see the module docstring)."""
+        pos = "NOUN" if token.pos_ == "PROPN" else token.pos_
+        word = token.lower_
+        if word in self._stop or token.tag_ in _VERB_FORMS or self._verb_after_subject(token, previous):
+            return {pos}
+        return {pos} | {other for other in _NOUN_ADJ if self._wordnet_has(word, other)}
 
     def is_single_pos(self, doc: Any) -> bool:
         words = [t for t in doc if t.is_alpha]
         if len(words) < self.config.single_pos_min_words:
             return False
-        common = self._possible(words[0])
-        for token in words[1:]:
-            common &= self._possible(token)
+        common = self._possible(words[0], None)
+        for previous, token in zip(words, words[1:]):
+            common &= self._possible(token, previous)
             if not common:
                 return False
         return True
