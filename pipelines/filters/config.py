@@ -8,7 +8,7 @@ measurements in shared/notes/filter-facts.md.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -22,14 +22,7 @@ TextFilterName = Literal[
     "single_pos",
     "sensitive",
 ]
-TEXT_FILTER_NAMES: tuple[str, ...] = (
-    "empty_caption",
-    "meaningless_caption",
-    "not_english",
-    "low_english_ratio",
-    "single_pos",
-    "sensitive",
-)
+TEXT_FILTER_NAMES: tuple[str, ...] = get_args(TextFilterName)
 
 # A deliberately small default list (explicit sexual / pornographic terms); replace it in
 # the YAML (`filter.sensitive_words`) with the list your data policy requires.
