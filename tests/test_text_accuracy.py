@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import assets
 from pipelines.filters import TextChain
 
 REAL_CAPTIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata" / "flickr" / "captions_all.tsv"
@@ -30,14 +29,6 @@ FOREIGN = {
 }
 MEANINGLESS = ["IMG_0042.JPG", "DSC01234.jpg", "img_0.jpg", "PXL_20230101_123456.jpg", "https://example.com/photo.jpg", "0042", "12/05/2019"]
 SINGLE_POS = ["red blue green", "circle square star", "dog cat bird", "green red blue", "star circle square", "triangle star circle", "blue purple", "small tiny"]
-
-
-@pytest.fixture(scope="module")
-def chain() -> TextChain:
-    assets.prepare()
-    c = TextChain()
-    c.setup()
-    return c
 
 
 def reasons(chain: TextChain, captions: list[str]) -> list[str | None]:

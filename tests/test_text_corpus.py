@@ -15,7 +15,6 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import assets
 from pipelines.filters import TextChain
 from pipelines.filters.config import TEXT_FILTER_NAMES
 from pipelines.reasons import KEEP
@@ -23,14 +22,6 @@ from pipelines.sampleweb import generate
 
 ROWS = 2000
 SEEDS = (7, 11)
-
-
-@pytest.fixture(scope="module")
-def chain() -> TextChain:
-    assets.prepare()
-    c = TextChain()
-    c.setup()
-    return c
 
 
 def mismatches(chain: TextChain, corpus: str) -> tuple[list[tuple[str, str, object, object]], Counter[str]]:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from pipelines import assets
 from pipelines.config import ConfigError, load_config
 from pipelines.filters import FILTERS, TextChain, TextFilterConfig, caption_repeat_key, normalize_caption
 from pipelines.filters.language import EnglishWords, LowEnglishRatio, NotEnglish, lid_text
@@ -15,14 +14,6 @@ from pipelines.filters.person import PersonNameSubstituter
 from pipelines.filters.pos import SinglePos
 from pipelines.filters.text import EmptyCaption, MeaninglessCaption, SensitiveWords
 from pipelines.reasons import REASONS
-
-
-@pytest.fixture(scope="module")
-def chain() -> TextChain:
-    assets.prepare()
-    c = TextChain()
-    c.setup()
-    return c
 
 
 def verdicts(chain: TextChain, captions: list[str]) -> list[str | None]:
