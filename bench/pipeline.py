@@ -16,15 +16,19 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipelines.build.config import BuildConfig
-from pipelines.build.pipeline import run_build
-from pipelines.sampleweb.corpus import generate
-from pipelines.webserver import CorpusServer, free_port
+# The repo root first: bench/augment.py and bench/catalog.py would shadow those packages.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipelines.build.config import BuildConfig  # noqa: E402
+from pipelines.build.pipeline import run_build  # noqa: E402
+from pipelines.sampleweb.corpus import generate  # noqa: E402
+from pipelines.webserver import CorpusServer, free_port  # noqa: E402
 
 SLOW_SECONDS = 2.0
 TIMEOUT = 1

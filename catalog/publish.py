@@ -1,10 +1,12 @@
 """Describe finished shards and write a version's manifest.json (last) per docs/formats.md.
 
-A build (or refresh, or augment) writes its shards, then calls `publish_version`: it hashes
-and counts every shard, derives the sample schema, statistics and preview from the shards
-themselves, and writes `stats.json` and then `manifest.json`, which makes the version
-visible. Shard paths are relative to the dataset directory, so a version may list shards
-that live in an older version's directory.
+The single manifest writer. A build (or refresh, or augment) writes its shards, then calls
+`publish_version`: it describes the shards (hashing and counting them unless the caller
+already has their entries), derives the sample schema, statistics and preview (from the
+shards, or from the caller's samples through the same `contents_of`), and writes
+`stats.json` and then `manifest.json`, which makes the version visible. Shard paths are
+relative to the dataset directory, so a version may list shards that live in an older
+version's directory.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import json
 import pathlib
 import re
 import tarfile
+from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from catalog.manifest import FORMAT, check_manifest
 from catalog.shards import ShardError, sha256_of, split_name
@@ -57,7 +60,9 @@ def iter_samples(uri: str) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 def schema_of(exts: set[str]) -> dict[str, Any]:
-    """manifest["schema"]: member extensions present and which of them are views."""
+    """manifest["schema"]: `keys` = every member extension present (jpg, txt, json and any
+    views); `views` = only the view members among them (g0.jpg, l0.jpg, eda0.txt, bt.spa.txt),
+    by modality. A clean build has no views."""
     return {
         "keys": sorted(exts),
         "views": {
@@ -89,34 +94,70 @@ def _git_commit() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Contents:
+    """What a manifest says about a version's samples: `schema`, `stats`, `preview`."""
+
+    schema: dict[str, Any]
+    stats: dict[str, Any]
+    preview: list[str]
+
+
+def contents_of(samples: Iterable[tuple[str, str, dict[str, Any], Iterable[str]]]) -> Contents:
+    """Contents from (key, caption, sample json, member extensions) per sample, in version order."""
+    exts: set[str] = set()
+    preview: list[str] = []
+
+    def captions_and_meta() -> Iterator[tuple[str, dict[str, Any]]]:
+        for key, caption, meta, members in samples:
+            exts.update(members)
+            if len(preview) < PREVIEW_SIZE:
+                preview.append(key)
+            yield caption, meta
+
+    stats = version_stats(captions_and_meta())
+    return Contents(schema_of(exts), stats, preview)
+
+
+def scan_contents(dataset_uri: str, shard_paths: list[str]) -> Contents:
+    """Contents read from the shards themselves (text and json members; images are skipped)."""
+
+    def samples() -> Iterator[tuple[str, str, dict[str, Any], Iterable[str]]]:
+        for path in shard_paths:
+            for key, members in iter_samples(storage.join(dataset_uri, path)):
+                meta = json.loads(members["json"]) if members.get("json") else {}
+                yield key, members.get("txt", b"").decode("utf-8"), meta, members
+
+    return contents_of(samples())
+
+
 def publish_version(
     root: str,
     dataset: str,
     version: int,
-    shard_paths: list[str],
+    shards: list[str | dict[str, Any]],
     *,
     funnel: dict[str, Any],
     config: dict[str, Any],
     sources: list[dict[str, Any]],
     parents: list[str] | None = None,
     code: str | None = None,
+    contents: Contents | None = None,
 ) -> dict[str, Any]:
-    """Describe `shard_paths`, write stats.json and then manifest.json; return the manifest."""
+    """Write `stats.json` and then `manifest.json` of `{root}/{dataset}/v{version}/`; return the manifest.
+
+    The one manifest writer (the build, refresh, the synthetic versions and the catalog's
+    tests all publish through it). `shards` are paths relative to the dataset directory,
+    which are hashed and counted here, or `{"path", "samples", "bytes", "sha256"}` entries
+    the caller already has (the build hashes each tar as it writes it; a refresh carries
+    its parent's entries forward unchanged). `contents` (schema, stats, preview) is read
+    from the shards when not given; a caller that holds the samples' captions and json
+    passes `contents_of(...)` instead, computed by the same code.
+    """
     dataset_uri = storage.join(root, dataset)
-    shards = [describe_shard(dataset_uri, path) for path in shard_paths]
-    exts: set[str] = set()
-    preview: list[str] = []
-
-    def captions_and_meta() -> Iterator[tuple[str, dict[str, Any]]]:
-        for path in shard_paths:
-            for key, members in iter_samples(storage.join(dataset_uri, path)):
-                exts.update(members)
-                if len(preview) < PREVIEW_SIZE:
-                    preview.append(key)
-                meta = json.loads(members["json"]) if members.get("json") else {}
-                yield members.get("txt", b"").decode("utf-8"), meta
-
-    stats = version_stats(captions_and_meta())
+    described = [s if isinstance(s, dict) else describe_shard(dataset_uri, s) for s in shards]
+    if contents is None:
+        contents = scan_contents(dataset_uri, [s["path"] for s in described])
     manifest = {
         "format": FORMAT,
         "dataset": dataset,
@@ -127,11 +168,11 @@ def publish_version(
         "config": config,
         "sources": sources,
         "funnel": funnel,
-        "shards": shards,
-        "samples": sum(s["samples"] for s in shards),
-        "schema": schema_of(exts),
-        "stats": stats,
-        "preview": preview,
+        "shards": [{"path": s["path"], "samples": s["samples"], "bytes": s["bytes"], "sha256": s["sha256"]} for s in described],
+        "samples": sum(s["samples"] for s in described),
+        "schema": contents.schema,
+        "stats": contents.stats,
+        "preview": contents.preview,
     }
     base = version_uri(root, dataset, version)
     check_manifest(manifest, storage.join(base, "manifest.json"), dataset, version)

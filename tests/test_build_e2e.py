@@ -17,6 +17,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -133,6 +134,45 @@ def test_shards_are_plain_tar_and_webdataset(built):
             keys.append(sample["__key__"])
     assert len(keys) == len(set(keys)) == manifest["samples"]
     assert keys != sorted(keys)  # shuffled
+
+
+def _members(root: Path, manifest: dict, keys: set[str]) -> dict[str, dict[str, bytes]]:
+    """{key: {ext: bytes}} for the samples with `keys` in the version's shards."""
+    out: dict[str, dict[str, bytes]] = {}
+    for shard in manifest["shards"]:
+        with tarfile.open(root / "e2e" / shard["path"]) as tar:
+            for info in tar:
+                key, _, ext = info.name.partition(".")
+                if key in keys:
+                    out.setdefault(key, {})[ext] = tar.extractfile(info).read()
+    return out
+
+
+def test_exif_rotated_images_are_stored_upright(corpus, built):
+    """EXIF-rotated photos: original size in the json and the stored jpg are upright, as the truth records."""
+    from PIL import Image, ImageOps
+
+    root, manifest = built
+    rows = {sample_key(t["url"]): t for t in pq.read_table(corpus / "truth.parquet").to_pylist()
+            if t["category"] == "exif_rotated" and t["fate"] == KEEP}
+    samples = _members(root, manifest, set(rows))
+    assert len(rows) >= 3 and set(samples) == set(rows)
+
+    def grey(im):
+        return np.asarray(im.convert("L").resize((32, 32)), dtype=float)
+
+    for key, t in rows.items():
+        meta = json.loads(samples[key]["json"])
+        assert (meta["orig_width"], meta["orig_height"]) == (t["width"], t["height"]), t["url"]
+        with Image.open(io.BytesIO(samples[key]["jpg"])) as stored:
+            assert stored.size == (meta["width"], meta["height"])
+            assert (stored.width > stored.height) == (t["width"] > t["height"]), t["url"]
+            with Image.open(corpus / "images" / t["url"].rsplit("/", 1)[1]) as served:
+                assert served.getexif().get(0x0112) in (3, 6, 8)
+                raw = grey(served)
+                upright = grey(ImageOps.exif_transpose(served))
+            got = grey(stored)
+        assert np.abs(got - upright).mean() < np.abs(got - raw).mean() / 2, t["url"]
 
 
 def _names(corpus: Path) -> set[str]:

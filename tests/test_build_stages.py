@@ -19,9 +19,10 @@ from pipelines.build.dedup import bands, duplicate_flags
 from pipelines.build.download import download_reason
 from pipelines.build.funnel import ConservationError, StageCount, funnel, summary_table
 from pipelines.build.image import image_reason
-from pipelines.build.outputs import FORMAT, write_version
+from catalog.manifest import FORMAT
+from pipelines.build.outputs import write_version
 from pipelines.build.funnel import check_rows
-from pipelines.build.probe import TOO_MANY_PIXELS, TRUNCATED, probe_error
+from pipelines.build.probe import TOO_MANY_PIXELS, TRUNCATED, HeaderProbeResizer, probe_error
 from pipelines.build.shard import shard_order, write_tar
 from pipelines.build.source import SourceError, read_source
 from pipelines.build.workdir import complete_versions, open_workdir
@@ -122,6 +123,22 @@ def test_probe_flags_truncated_jpeg_and_passes_garbage_to_decoder():
     assert probe_error(b"<html>not an image</html>", 1e8) is None
 
 
+def test_resizer_applies_exif_orientation():
+    """A 400x300 picture stored as 300x400 pixels + Orientation 6 comes out upright: 400x300, left half red."""
+    upright = Image.new("RGB", (400, 300), "blue")
+    upright.paste((255, 0, 0), (0, 0, 200, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    resizer = HeaderProbeResizer(image_size=150, resize_mode="keep_ratio", resize_only_if_bigger=True, encode_format="jpg", min_image_size=200)
+    img, width, height, orig_w, orig_h, err = resizer(io.BytesIO(buf.getvalue()))
+    assert err is None and (orig_w, orig_h) == (400, 300) and (width, height) == (200, 150)
+    with Image.open(io.BytesIO(img)) as im:
+        assert im.size == (200, 150)
+        assert im.getpixel((20, 75))[0] > 200 and im.getpixel((180, 75))[2] > 200
+
+
 def test_download_status_mapping():
     assert download_reason("success", None) is None
     assert download_reason("failed_to_download", "HTTP Error 404: Not Found") == "download_failed"
@@ -165,6 +182,15 @@ def test_dedup_keeps_smallest_key_of_exact_and_near_duplicates():
     again = duplicate_flags([keys[i] for i in perm], perm, [sha[i] for i in perm], [ph[i] for i in perm], 6)
     assert again == [flags[i] for i in perm]
     assert duplicate_flags(keys, [0, 1, 2, 3, 4], sha, ph, -1) == [True, False, False, False, False]
+
+
+def test_dedup_against_prior_kept_images():
+    """A refresh: carried images count as kept first, whatever their keys (exact by sha256, near by pHash)."""
+    base = 0x0F0F_0F0F_0F0F_0F0F
+    keys, sha, ph = ["a", "b", "c"], ["s1", "s2", "s3"], [base, base ^ 0b11, 0xFFFF_0000_FFFF_0000]
+    assert duplicate_flags(keys, [0, 1, 2], sha, ph, 6) == [False, True, False]
+    assert duplicate_flags(keys, [0, 1, 2], sha, ph, 6, prior=(["s3"], [base ^ 0b1])) == [True, True, True]
+    assert duplicate_flags(keys, [0, 1, 2], sha, ph, -1, prior=(["s3"], [base])) == [False, False, True]
 
 
 # ------------------------------------------------------------------ shards
@@ -236,17 +262,21 @@ def test_workdir_versions_resume_and_discard(tmp_path):
 
 
 def test_manifest_fields(tmp_path):
-    kept = pa.table({"key": ["k1"], "url": ["u"], "caption": ["a red circle"], "shard": ["v1/shards/shard-000000.tar"],
+    kept = pa.table({"key": ["k1"], "url": ["u"], "caption": ["<person> holds a red circle"], "shard": ["v1/shards/shard-000000.tar"],
                      "orig_width": [400], "orig_height": [300], "lang_score": [0.9], "person_substituted": [True]})
     rejects = pa.table({"key": ["k2"], "url": ["u2"], "stage": ["text"], "reason": ["not_english"]})
     f = funnel([StageCount("source", 2, 2), StageCount.of("text", 2, [None, "not_english"])])
     shards = [{"path": "v1/shards/shard-000000.tar", "samples": 1, "bytes": 10, "sha256": "0" * 64}]
-    m = write_version(str(tmp_path), dataset="demo", version=1, config={"x": 1}, sources=[{"uri": "s", "rows": 2, "sha256": "h"}],
+    out = tmp_path / "demo" / "v1"
+    m = write_version(str(out), dataset="demo", version=1, config={"x": 1}, sources=[{"uri": "s", "rows": 2, "sha256": "h"}],
                       funnel=f, kept=kept, rejects=rejects, shards=shards)
-    assert json.loads((tmp_path / "manifest.json").read_text()) == m
+    assert json.loads((out / "manifest.json").read_text()) == m
     assert m["format"] == FORMAT and m["samples"] == 1 and m["parents"] == [] and m["preview"] == ["k1"]
+    assert m["schema"] == {"keys": ["jpg", "json", "txt"], "views": {"image": [], "text": []}}
     assert set(m["stats"]) == {"caption_words", "image_short_side", "aspect_ratio", "lid_score", "person_share"}
     assert m["stats"]["person_share"] == 1.0 and sum(m["stats"]["aspect_ratio"]["counts"]) == 1
-    assert pq.read_table(tmp_path / "rejects.parquet").column_names == ["key", "url", "stage", "reason"]
-    assert json.loads((tmp_path / "stats.json").read_text()) == f
+    assert pq.read_table(out / "rejects.parquet").column_names == ["key", "url", "stage", "reason"]
+    assert json.loads((out / "stats.json").read_text()) == f
+    with pytest.raises(ValueError, match="must be"):
+        write_version(str(tmp_path / "v1"), dataset="demo", version=1, config={}, sources=[], funnel=f, kept=kept, rejects=rejects, shards=shards)
     assert np.isclose(sum(m["stats"]["lid_score"]["counts"]), 1)

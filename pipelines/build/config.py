@@ -6,6 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from augment.config import AugmentConfig
 from pipelines.config import Config
 from pipelines.filters.config import TextFilterConfig
 
@@ -68,3 +69,6 @@ class BuildConfig(Config):
     shard: ShardConfig = ShardConfig()
     ray: RayConfig = RayConfig()
     keep_work: bool = False  # keep .work/v{N}/ (raw download shards, markers) after success
+    # Present: after publishing the clean version v{N}, `augment.job.augment_version` publishes
+    # its view version v{N+1} (parent NAME@N). Keys: augment/config.py (engineer D).
+    augment: Optional[AugmentConfig] = None

@@ -66,8 +66,12 @@ class TextActor:
         return pa.table(out, schema=SCHEMA)
 
 
-def run_text(source: pa.Table, cfg: TextFilterConfig, wd: WorkDir, num_actors: int) -> pa.Table:
-    """Run pending chunks, then apply the global repeat count; returns one row per input row."""
+def run_text(source: pa.Table, cfg: TextFilterConfig, wd: WorkDir, num_actors: int, repeat_counts: Counter | None = None) -> pa.Table:
+    """Run pending chunks, then apply the global repeat count; returns one row per input row.
+
+    `repeat_counts` (norm_hash -> rows): counts over a larger input than `source` (a refresh
+    passes the counts over its whole source list); None: counted over `source`.
+    """
     import ray
 
     chunks = [(i, source.slice(start, CHUNK_ROWS)) for i, start in enumerate(range(0, source.num_rows, CHUNK_ROWS))]
@@ -87,17 +91,25 @@ def run_text(source: pa.Table, cfg: TextFilterConfig, wd: WorkDir, num_actors: i
 
         finish_tasks(ds, _chunk_of, {i: t.num_rows for i, t in pending}, finish, "text")
     parts = [read_parquet(wd.path("text", f"part-{i:05d}.parquet")) for i, _ in chunks]
-    return apply_repeat_limit(pa.concat_tables(parts).sort_by("row"))
+    return apply_repeat_limit(pa.concat_tables(parts).sort_by("row"), repeat_counts)
 
 
 def _chunk_of(batch: pa.Table) -> pa.Array:
     return pc.divide(batch.column("row"), CHUNK_ROWS)
 
 
-def apply_repeat_limit(table: pa.Table) -> pa.Table:
-    """Reject rows that passed checks 1-6 but whose normalised caption occurs > REPEAT_LIMIT times."""
+def repeat_counts(captions: list[str], cfg: TextFilterConfig) -> Counter:
+    """norm_hash -> number of rows, over raw `captions` (the whole input of a refresh)."""
+    return Counter(caption_repeat_key(c, cfg.max_caption_chars) for c in captions)
+
+
+def apply_repeat_limit(table: pa.Table, counts: Counter | None = None) -> pa.Table:
+    """Reject rows that passed checks 1-6 but whose normalised caption occurs > REPEAT_LIMIT times.
+
+    `counts`: the occurrences over the whole input (default: over `table`'s rows).
+    """
     hashes = table.column("norm_hash").to_pylist()
-    counts = Counter(hashes)
+    counts = Counter(hashes) if counts is None else counts
     reasons = table.column("reason").to_pylist()
     new = [r if r is not None or counts[h] <= REPEAT_LIMIT else "repeated_caption" for r, h in zip(reasons, hashes)]
     captions = [c if r is None else None for c, r in zip(table.column("caption").to_pylist(), new)]
