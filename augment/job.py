@@ -2,22 +2,24 @@
 
 The parent's shards are transformed by a pool of Ray actors (one per worker: each keeps
 its WordNet, translator and cache open across shards) into `{root}/{dataset}/v{N+1}/shards/`,
-where N is the newest complete version. kept.parquet, rejects.parquet and stats.json
-(funnel) are copied from the parent; manifest.json is written last (docs/formats.md).
+where N is the newest complete version. kept.parquet and rejects.parquet are copied
+from the parent, and its funnel carried over; the manifest is written last by catalog.publish.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 from typing import Any
 
 from augment.config import AugmentConfig
 from augment.shard import build_kinds, transform_shard
+from augment.views import VIEWS
 from catalog import versions
+from catalog.publish import Contents, publish_version, schema_of
 from pipelines import storage
+from pipelines.build.config import RayConfig
+from pipelines.build.raysession import ray_session
 
-COPIED = ("kept.parquet", "rejects.parquet", "stats.json")
+COPIED = ("kept.parquet", "rejects.parquet")  # stats.json (the funnel) is written by publish_version
 
 
 class ShardWorker:
@@ -48,17 +50,6 @@ def merge_view_stats(shards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return total
 
 
-def view_schema(cfg: AugmentConfig) -> dict[str, list[str]]:
-    """`schema.views`: member extensions per modality, source members first."""
-    from augment.views import VIEWS
-
-    schema: dict[str, list[str]] = {"image": ["jpg"], "text": ["txt"]}
-    for name in cfg.views:
-        kind = VIEWS.get(name)
-        schema[kind.modality].extend(kind.members(cfg))
-    return schema
-
-
 def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, num_cpus: int | None = None) -> int:
     """Publish `{root}/{dataset}/v{N+1}/` = version `version` plus views; return N+1."""
     import ray
@@ -69,14 +60,8 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
     out = versions.version_uri(root, name, new_version)
     in_uris = versions.shard_uris(root, parent)
 
-    started = False
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
-        started = True
-    try:
-        workers = cfg.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        workers = max(1, min(workers, len(in_uris)))
+    with ray_session(RayConfig(num_cpus=num_cpus)) as cpus:
+        workers = max(1, min(cfg.num_workers or cpus, len(in_uris)))
         actor = ray.remote(num_cpus=1)(ShardWorker)
         pool = [actor.remote(cfg.to_dict()) for _ in range(workers)]
         refs = []
@@ -89,9 +74,6 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
         ray.get([w.close.remote() for w in pool])
         for w in pool:
             ray.kill(w)
-    finally:
-        if started:
-            ray.shutdown()
 
     parent_dir = versions.version_uri(root, name, parent_version)
     for filename in COPIED:
@@ -99,34 +81,15 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
         if storage.exists(src):
             storage.write_bytes(storage.join(out, filename), storage.read_bytes(src))
     shards = [{"path": rel, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]} for rel, r in zip(rel_paths, results)]
-    schema_views = view_schema(cfg)
-    manifest = dict(parent)
-    manifest.update(
-        {
-            "version": new_version,
-            "parents": [f"{name}@{parent_version}"],
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "code_version": _code_version(),
-            "config": {"augment": cfg.to_dict()},
-            "shards": shards,
-            "samples": sum(s["samples"] for s in shards),
-            "schema": {
-                "keys": list(dict.fromkeys([*parent.get("schema", {}).get("keys", ["jpg", "txt", "json"]), *schema_views["image"][1:], *schema_views["text"][1:]])),
-                "views": schema_views,
-            },
-            "stats": {**parent.get("stats", {}), "views": merge_view_stats(results)},
-        }
+    members = set(parent["schema"]["keys"]) | {m for kind in cfg.views for m in VIEWS.get(kind).members(cfg)}
+    contents = Contents(
+        schema=schema_of(members),
+        stats={**parent.get("stats", {}), "views": merge_view_stats(results)},
+        preview=parent.get("preview", []),
     )
-    storage.write_json(storage.join(out, "manifest.json"), manifest)
+    publish_version(
+        root, name, new_version, shards,
+        funnel=parent["funnel"], config={"augment": cfg.to_dict()}, sources=parent["sources"],
+        parents=[f"{name}@{parent_version}"], contents=contents,
+    )
     return new_version
-
-
-def _code_version() -> str:
-    try:
-        from pipelines.build.outputs import code_version
-
-        return code_version()
-    except ImportError:
-        from importlib.metadata import version
-
-        return version("lipforge")

@@ -37,9 +37,10 @@ def test_augment_version_end_to_end(tmp_path: Path) -> None:
     assert m["parents"] == ["tiny@1"] and m["samples"] == 5 and [s["samples"] for s in m["shards"]] == [3, 2]
     assert m["shards"][0]["path"] == "v2/shards/shard-000000.tar"
     assert m["schema"]["views"] == {
-        "image": ["jpg", "g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg"],
-        "text": ["txt", "eda0.txt", "eda1.txt", "bt.spa.txt", "bt.cat.txt"],
+        "image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg"],
+        "text": ["bt.cat.txt", "bt.spa.txt", "eda0.txt", "eda1.txt"],
     }
+    assert set(m["schema"]["keys"]) == {"jpg", "txt", "json"} | {e for v in m["schema"]["views"].values() for e in v}
     assert m["funnel"] == parent["funnel"] and m["stats"]["person_share"] == 0.2
     views = m["stats"]["views"]
     assert views["global"]["produced"] == 10 and views["local"]["produced"] == 20 and views["eda"]["produced"] == 10
