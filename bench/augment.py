@@ -1,6 +1,7 @@
 """Per-core throughput of each view kind, bytes per sample, beside the text filter stage.
 
     .venv/bin/python bench/augment.py --data /work/shared/realdata/flickr [--n 2000] [--images 300]
+        [--parts filter,eda,bt,image] [--repeat 3]
 
 CPU seconds (this process + child processes, e.g. apertium) are the per-core measure: the
 machine is shared, so wall time is printed too but not used for the rates.
@@ -43,6 +44,8 @@ def main() -> int:
     ap.add_argument("--data", required=True, help="dir with captions_all.tsv and the jpgs")
     ap.add_argument("--n", type=int, default=2000, help="captions")
     ap.add_argument("--images", type=int, default=300, help="images")
+    ap.add_argument("--parts", default="filter,eda,bt,image", help="comma-separated subset of filter,eda,bt,image")
+    ap.add_argument("--repeat", type=int, default=1, help="measure the bt and image rates this many times (noisy machine)")
     args = ap.parse_args()
     tsv = Path(args.data) / "captions_all.tsv"
     if not tsv.is_file():
@@ -51,18 +54,28 @@ def main() -> int:
     captions = [r[2] for r in rows][: args.n]
     files = list(dict.fromkeys(r[0] for r in rows))[: args.images]
 
-    from augment.config import AugmentConfig
-    from augment.shard import transform_samples
-    from augment.text.eda import Eda, WordNetSynonyms
-    from augment.text.protect import Protector
-    from augment.text.translate.apertium import ApertiumTranslator, StreamingApertiumPipe
-    from augment.views import VIEWS, view_rng
-    from pipelines.keys import sample_key
+    parts = set(args.parts.split(","))
+    unknown = parts - {"filter", "eda", "bt", "image"}
+    if unknown:
+        raise SystemExit(f"bench: unknown --parts {sorted(unknown)}; known: filter, eda, bt, image")
+    print(f"{len(captions)} captions, {len(files)} images from {args.data}; load average {os.getloadavg()[0]:.2f}\n")
+    sizes = {}
+    if "filter" in parts:
+        bench_filter(captions)
+    if "eda" in parts:
+        sizes["eda"] = bench_eda(captions)
+    if "bt" in parts:
+        sizes["bt"] = bench_bt(captions, args.repeat)
+    if "image" in parts:
+        sizes["jpg"] = bench_image(Path(args.data), files, args.repeat)
+    sizes["txt"] = sum(len(c.encode()) for c in captions) / len(captions)
+    print("  bytes/sample: " + ", ".join(f"{k} {v:,.0f}" for k, v in sizes.items()))
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0
 
-    cfg = AugmentConfig()
-    print(f"{len(captions)} captions, {len(files)} images from {args.data}\n")
 
-    # -- filter stage (engineer B's text chain), for scale
+def bench_filter(captions: list[str]) -> None:
+    """Engineer B's text chain, for scale."""
     try:
         from pipelines.filters.chain import TextChain
 
@@ -72,7 +85,14 @@ def main() -> int:
     except Exception as exc:  # the chain belongs to another package; report rather than fail
         print(f"filter stage: not measured ({type(exc).__name__}: {exc})")
 
-    # -- EDA
+
+def bench_eda(captions: list[str]) -> float:
+    """EDA operations against nlpaug's; returns bytes per sample of the 2 EDA views."""
+    from augment.text.eda import Eda, WordNetSynonyms
+    from augment.text.protect import Protector
+    from augment.views import view_rng
+    from pipelines.keys import sample_key
+
     eda = Eda(WordNetSynonyms(), Protector(["<person>"]), {"sr": 0.1, "ri": 0.1, "rs": 0.1, "rd": 0.1})
     eda.apply("warm up the synonym cache", "sr", random.Random(0))
     keys = [sample_key(c + str(i)) for i, c in enumerate(captions)]
@@ -90,40 +110,57 @@ def main() -> int:
         measure("  baseline nlpaug RandomWordAug delete", len(captions), lambda: [delete.augment(c) for c in captions])
     except ImportError:
         print("  nlpaug not installed: baseline skipped")
+    return sum(len(eda.choose_and_apply(c, ["sr", "rs", "rd"], random.Random(0)).text.encode()) for c in captions) * 2 / len(captions)
 
-    # -- back-translation
-    translator = ApertiumTranslator(batch_size=cfg.backtranslation.batch_size)
+
+def bench_bt(captions: list[str], repeat: int) -> float:
+    """Apertium round trips per pivot (CPU of the apertium processes included); returns bytes per sample per pivot."""
+    import subprocess
+
+    from augment.config import AugmentConfig
+    from augment.text.translate.apertium import ApertiumTranslator, StreamingApertiumPipe
+
+    translator = ApertiumTranslator(batch_size=AugmentConfig().backtranslation.batch_size)
+    out: list[str] = []
     for pivot in ("spa", "cat"):
-        out: list[str] = []
-        measure(f"apertium round trip eng-{pivot}-eng (batched)", len(captions),
-                lambda pivot=pivot: out.extend(translator.round_trip(captions, pivot)), 300)
+        for _ in range(repeat):
+            out = []
+            measure(f"apertium round trip eng-{pivot}-eng (batched)", len(captions),
+                    lambda pivot=pivot: out.extend(translator.round_trip(captions, pivot)), 300)
         same = sum(a == b for a, b in zip(captions, out))
         print(f"  identical to the source: {same} ({100 * same / len(captions):.1f}%)")
     stream = StreamingApertiumPipe(("eng-spa", "spa-eng"))
     measure("  alt: spa chain kept open (-z + stdbuf)", len(captions),
             lambda: ([stream.run(captions[i : i + 256]) for i in range(0, len(captions), 256)], stream.close()))
-    import subprocess
-
     few = captions[:40]
     measure("  baseline: one `apertium` call per caption", len(few),
             lambda: [subprocess.run("apertium -u eng-spa | apertium -u spa-eng", shell=True, input=c.encode(), capture_output=True) for c in few])
+    return sum(len(t.encode()) for t in out) / len(captions)
 
-    # -- image views
-    jpgs = [(Path(args.data) / f).read_bytes() for f in files]
+
+def bench_image(data: Path, files: list[str], repeat: int) -> float:
+    """2 global + 4 local views per sample, JPEG decode and encode included; returns source jpg bytes per sample."""
+    from augment.config import AugmentConfig
+    from augment.shard import transform_samples
+    from augment.views import VIEWS
+    from pipelines.keys import sample_key
+
+    cfg = AugmentConfig()
+    jpgs = [(data / f).read_bytes() for f in files]
     for policy in ("declip", "autoaugment"):
         c2 = cfg.model_copy(update={"image": cfg.image.model_copy(update={"policy": policy})})
         kinds = [VIEWS.get("global")(c2), VIEWS.get("local")(c2)]
-        samples = [{"__key__": sample_key(f), "jpg": j, "txt": "", "json": {}, "members": {}} for f, j in zip(files, jpgs)]
-        measure(f"image views 2 global + 4 local ({policy})", len(samples), lambda: transform_samples(samples, kinds), 100, "samples")
+        warm = [{"__key__": "warm-up", "jpg": jpgs[0], "txt": "", "json": {}, "members": {}}]
+        transform_samples(warm, kinds)  # imports (OpenCV, torchvision) out of the measurement
+        for k in kinds:
+            k.stats.clear()
+        for _ in range(repeat):
+            samples = [{"__key__": sample_key(f), "jpg": j, "txt": "", "json": {}, "members": {}} for f, j in zip(files, jpgs)]
+            measure(f"image views 2 global + 4 local ({policy})", len(samples), lambda: transform_samples(samples, kinds), 100, "samples")
         if policy == "declip":
             for k in kinds:
                 print(f"  {k.name}: {k.stats['bytes'] / k.stats['samples']:,.0f} bytes/sample")
-    eda_bytes = sum(len(eda.choose_and_apply(c, ["sr", "rs", "rd"], random.Random(0)).text.encode()) for c in captions) * 2 / len(captions)
-    bt_bytes = sum(len(t.encode()) for t in out) / len(captions)
-    print(f"  eda: {eda_bytes:,.0f} bytes/sample (2 views); bt: ~{bt_bytes:,.0f} bytes/sample per pivot; source txt "
-          f"{sum(len(c.encode()) for c in captions) / len(captions):,.0f}; source jpg {sum(map(len, jpgs)) / len(jpgs):,.0f}")
-    return 0
-
+    return sum(map(len, jpgs)) / len(jpgs)
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

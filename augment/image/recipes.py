@@ -1,7 +1,8 @@
 """Image view recipes: sample the random parameters once, then apply them deterministically.
 
 A recipe is plain JSON (stored in the sample's json under `views`), so re-applying a
-recorded recipe to the same source image regenerates the identical view.
+recorded recipe to the same source image regenerates the identical view (with the same
+code version: the photometric operations live in `augment.image.photometric`).
 
 Policy `declip` (DeCLIP appendix B): RandomResizedCrop, ColorJitter (0.4, 0.4, 0.4, 0.1)
 with p=0.8 in random order, grayscale p=0.2, Gaussian blur sigma in [0.1, 2] (p from config,
@@ -16,7 +17,8 @@ import math
 import random
 from typing import Any
 
-from PIL import Image, ImageFilter
+import numpy as np
+from PIL import Image
 
 from augment.config import CropConfig, PhotometricConfig
 
@@ -86,28 +88,28 @@ def crop_resize(image: Image.Image, box: list[int], size: int) -> Image.Image:
 
 
 def apply_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:
-    """The view described by `recipe`, from the RGB source image."""
-    import torchvision.transforms.functional as F
+    """The view described by `recipe`, from the RGB source image.
 
-    out = crop_resize(image.convert("RGB"), recipe["box"], recipe["size"])
+    Crop and resize first, so the photometric operations run on the small crop only.
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    out = crop_resize(image, recipe["box"], recipe["size"])
     if recipe["flip"]:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if recipe["policy"] == "autoaugment":
         from augment.image.autoaugment import apply_ops
 
         return apply_ops(out, recipe["ops"])
+    from augment.image import photometric
+
+    pixels = np.asarray(out)
     jitter = recipe.get("jitter")
     if jitter:
-        adjust = {
-            "brightness": F.adjust_brightness,
-            "contrast": F.adjust_contrast,
-            "saturation": F.adjust_saturation,
-            "hue": F.adjust_hue,
-        }
         for name in jitter["order"]:
-            out = adjust[name](out, jitter[name])
+            pixels = photometric.JITTER[name](pixels, jitter[name])
     if recipe["grayscale"]:
-        out = out.convert("L").convert("RGB")
+        pixels = photometric.grayscale(pixels)
     if recipe["blur"] is not None:
-        out = out.filter(ImageFilter.GaussianBlur(radius=recipe["blur"]))
-    return out
+        pixels = photometric.blur(pixels, recipe["blur"])
+    return Image.fromarray(pixels, "RGB")
