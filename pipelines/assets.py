@@ -59,7 +59,6 @@ WORDNET_FILES = (
 # Debian package that ships each copied file (for the error message).
 _WORDNET_PACKAGE = {"index.sense": "wordnet-sense-index"}
 CLIP_VOCAB_SIZE = 49408
-FIX_SETUP = "run `make setup` (it calls `python -m pipelines assets`)"
 
 
 class AssetMissing(RuntimeError):
@@ -81,6 +80,9 @@ def nltk_data_dir() -> Path:
 
 def wordnet_dir() -> Path:
     return nltk_data_dir() / "corpora" / "wordnet"
+
+
+FIX_SETUP = "run `make setup` (it calls `python -m pipelines assets`)"
 
 
 def lid_model_path() -> Path:
@@ -170,7 +172,7 @@ def _copy_if_changed(src: Path, dst: Path) -> bool:
             return False
     if dst.is_symlink() or dst.exists():
         dst.unlink()
-    tmp = dst.with_name(dst.name + ".tmp")
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # several workers may prepare at once
     shutil.copy2(src, tmp)  # a real copy: NLTK refuses symlinks and hard links
     os.replace(tmp, dst)
     return True
@@ -193,7 +195,7 @@ def prepare_wordnet(log: list[str]) -> Path:
     if lex.is_file() and lex.read_text(encoding="utf-8") == text:
         log.append(f"wordnet: {lex} up to date ({text.count(chr(10))} lexicographer files)")
     else:
-        tmp = lex.with_name("lexnames.tmp")
+        tmp = lex.with_name(f"lexnames.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, lex)
         log.append(f"wordnet: generated {lex} from the lexnames(5WN) man page ({text.count(chr(10))} lexicographer files)")

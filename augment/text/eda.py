@@ -38,7 +38,10 @@ class WordNetSynonyms:
     def __init__(self, wordnet: Any | None = None, stop_words: frozenset[str] | None = None) -> None:
         from pipelines import assets
 
-        self.wn = wordnet if wordnet is not None else assets.wordnet()
+        if wordnet is None:
+            assets.prepare()  # a Ray job's uploaded working dir has no prepared cache yet
+            wordnet = assets.wordnet()
+        self.wn = wordnet
         self.stop_words = stop_words if stop_words is not None else assets.stop_words()
         self.lookup: Callable[[str], tuple[str, ...]] = functools.lru_cache(maxsize=200_000)(self._lookup)
 

@@ -23,7 +23,8 @@ def ray_session(cfg: RayConfig) -> Iterator[int]:
     if not ray.is_initialized():
         address = cfg.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
         if address:
-            ray.init(address=address, log_to_driver=True)
+            # workers of an existing cluster do not inherit this process's environment
+            ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}})
         else:
             ray.init(num_cpus=cfg.num_cpus, include_dashboard=False)
         started = True

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import assets
 from pipelines.filters.base import Filter
 from pipelines.filters.clean import normalize_caption
 from pipelines.filters.config import TEXT_FILTER_NAMES, TextFilterConfig
@@ -63,9 +64,15 @@ class TextChain:
         self._ready = False
 
     def setup(self) -> None:
-        """Load every model once (fastText, WordNet, spaCy)."""
+        """Load every model once (fastText, WordNet, spaCy).
+
+        Prepares the WordNet copy first when missing: a Ray job runs from an uploaded copy
+        of the repository (no git-ignored cache) and on nodes that never ran `make setup`;
+        preparing is local, offline and idempotent, and names the Debian package if absent.
+        """
         if self._ready:
             return
+        assets.prepare()
         for f in self.filters:
             f.setup()
         if self.person is not None:
