@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from conftest import moto_s3
 from pipelines.build.config import BuildConfig
 from pipelines.build.pipeline import run_build
 from pipelines.keys import sample_key
@@ -234,40 +235,8 @@ def test_resume_after_sigkill_gives_same_outputs(corpus, built, tmp_path):
 
 @pytest.fixture()
 def s3_env():
-    """A real moto_server subprocess on 127.0.0.1 and the AWS variables pointing at it."""
-    import shutil
-    import socket
-
-    import boto3
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                boto3.client("s3").create_bucket(Bucket="lipforge-build")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield "s3://lipforge-build"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with moto_s3("lipforge-build") as bucket:
+        yield bucket
 
 
 def test_build_on_s3(corpus, s3_env):

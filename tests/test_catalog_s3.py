@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import time
 
-import boto3
 import pytest
 
 from catalog.__main__ import run
+from conftest import moto_s3
 from catalog.synthetic import make_version
 from pipelines import storage
 
@@ -21,37 +17,11 @@ BUCKET = "lipforge-catalog-test"
 
 @pytest.fixture(scope="module")
 def s3_root(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = shutil.which("moto_server") or os.path.join(os.path.dirname(os.sys.executable), "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "LIPFORGE_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                boto3.client("s3").create_bucket(Bucket=BUCKET)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        root = f"s3://{BUCKET}/catalog"
+    with moto_s3(BUCKET, {"LIPFORGE_CACHE": str(tmp_path_factory.mktemp("cache"))}) as bucket:
+        root = f"{bucket}/catalog"
         v1 = make_version(root, "web", 10, seed=5, shard_size=4)
         make_version(root, "web", 3, seed=6, parents=["web@1"], carry_shards=[s["path"] for s in v1["shards"]], url_offset=50)
         yield root
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_s3_list_show_samples_diff(s3_root, capsys):
