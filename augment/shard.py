@@ -8,30 +8,17 @@ counts of ok/identical/empty/lost_token/cached).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import tarfile
-import tempfile
 from typing import Any, Iterator
 
 from augment.config import AugmentConfig
 from augment.views import VIEWS, Sample, ViewKind
+from catalog.shards import ShardError, split_name, write_shard
 from pipelines import storage
 
 REQUIRED = ("jpg", "txt", "json")
-
-
-class ShardError(ValueError):
-    """A shard is unreadable or a sample lacks a member; the message names shard and key."""
-
-
-def split_member(name: str) -> tuple[str, str]:
-    """'dir/abc.g0.jpg' -> ('abc', 'g0.jpg') (WebDataset: key is the base name up to the first dot)."""
-    base = os.path.basename(name)
-    key, dot, ext = base.partition(".")
-    return os.path.join(os.path.dirname(name), key) if os.path.dirname(name) else key, ext if dot else ""
 
 
 def read_samples(data: bytes, where: str) -> Iterator[Sample]:
@@ -45,7 +32,10 @@ def read_samples(data: bytes, where: str) -> Iterator[Sample]:
         for info in tar:
             if not info.isfile():
                 continue
-            key, ext = split_member(info.name)
+            parts = split_name(info.name)
+            if parts is None:
+                raise ShardError(f"{where}: member {info.name!r} has no extension (expected KEY.EXT)")
+            key, ext = parts
             if current is None or current["__key__"] != key:
                 if current is not None:
                     yield _complete(current, where)
@@ -70,15 +60,6 @@ def _complete(sample: Sample, where: str) -> Sample:
     return sample
 
 
-def write_samples(path: str, samples: list[Sample]) -> None:
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for s in samples:
-            for ext, data in s["members"].items():
-                info = tarfile.TarInfo(f"{s['__key__']}.{ext}")
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tar.addfile(info, io.BytesIO(data))
-
-
 def build_kinds(cfg: AugmentConfig) -> list[ViewKind]:
     return [VIEWS.get(name)(cfg) for name in cfg.views]
 
@@ -99,19 +80,10 @@ def transform_shard(in_uri: str, out_uri: str, kinds: list[ViewKind]) -> dict[st
     """Read `in_uri`, add views, write `out_uri` atomically; return the manifest shard entry + stats."""
     before = {k.name: dict(k.stats) for k in kinds}
     samples = transform_samples(list(read_samples(storage.read_bytes(in_uri), in_uri)), kinds)
-    fd, tmp = tempfile.mkstemp(suffix=".tar")
-    os.close(fd)
-    try:
-        write_samples(tmp, samples)
-        with open(tmp, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        size = os.path.getsize(tmp)
-        storage.upload_file(tmp, out_uri)
-    finally:
-        os.unlink(tmp)
+    entry = write_shard(out_uri, ((s["__key__"], s["members"].items()) for s in samples))
     views = {}
     for k in kinds:
         delta = {n: v - before[k.name].get(n, 0) for n, v in k.stats.items()}
         delta["bytes_per_sample"] = delta.get("bytes", 0) / len(samples) if samples else 0.0
         views[k.name] = delta
-    return {"samples": len(samples), "bytes": size, "sha256": digest, "views": views}
+    return {**entry, "views": views}

@@ -1,4 +1,5 @@
-"""Read WebDataset shards (plain tar) by byte range: scan member offsets, hash, read one member.
+"""WebDataset shards (plain tar): write one reproducibly; read by byte range (scan member
+offsets, hash, read one member).
 
 A sample's members are consecutive tar entries named `KEY.EXT` (WebDataset convention: the
 key is the name up to the first dot of its last path component, the extension is the rest,
@@ -9,10 +10,13 @@ offset index of a shard costs its header reads, not a copy of the shard.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import re
 import tarfile
+import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from pipelines import storage
 
@@ -103,3 +107,28 @@ def read_member_from(f: BinaryIO, uri: str, member: Member) -> bytes:
             "the shard changed since it was indexed (run `python -m catalog reindex`)"
         )
     return block[member.offset - member.header :]
+
+
+def write_shard(uri: str, samples: Iterable[tuple[str, Iterable[tuple[str, bytes]]]]) -> dict[str, int | str]:
+    """Write `(key, [(ext, bytes), ...])` samples, in order, as one tar shard at `uri`.
+
+    Tar headers carry no time or owner, so the same samples give the same bytes. The tar is
+    built in a local temporary file and put in place whole (pipelines.storage), so a reader
+    never sees half a shard. Returns the manifest entry's `samples`, `bytes`, `sha256`.
+    """
+    fd, tmp = tempfile.mkstemp(suffix=".tar")
+    os.close(fd)
+    count = 0
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for key, members in samples:
+                count += 1
+                for ext, data in members:
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size, info.mode, info.mtime = len(data), 0o644, 0
+                    tar.addfile(info, io.BytesIO(data))
+        digest, size = sha256_of(tmp)
+        storage.upload_file(tmp, uri)
+    finally:
+        os.unlink(tmp)
+    return {"samples": count, "bytes": size, "sha256": digest}

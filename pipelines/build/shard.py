@@ -9,19 +9,15 @@ size and sha256 once the tar is in place (written atomically through pipelines.s
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
-import os
 import random
-import tarfile
-import tempfile
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from catalog.shards import write_shard
 from pipelines import storage
 from pipelines.build.config import ShardConfig
 from pipelines.build.tables import read_parquet
@@ -51,27 +47,14 @@ def sample_json(s: dict[str, Any]) -> dict[str, Any]:
 
 def write_tar(path: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Write one shard (samples in order, each with `key`, `jpg`, `caption` + JSON_FIELDS) to `path`."""
-    fd, tmp = tempfile.mkstemp(suffix=".tar")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for s in samples:
-                members = (
-                    ("jpg", s["jpg"]),
-                    ("txt", s["caption"].encode("utf-8")),
-                    ("json", json.dumps(sample_json(s), sort_keys=True).encode("utf-8")),
-                )
-                for ext, data in members:
-                    info = tarfile.TarInfo(f"{s['key']}.{ext}")
-                    info.size, info.mode, info.mtime = len(data), 0o644, 0
-                    tar.addfile(info, io.BytesIO(data))
-        with open(tmp, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        size = os.path.getsize(tmp)
-        storage.upload_file(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return {"samples": len(samples), "bytes": size, "sha256": digest}
+    return write_shard(path, (
+        (s["key"], (
+            ("jpg", s["jpg"]),
+            ("txt", s["caption"].encode("utf-8")),
+            ("json", json.dumps(sample_json(s), sort_keys=True).encode("utf-8")),
+        ))
+        for s in samples
+    ))
 
 
 def _write_shard(path: str, samples: pa.Table) -> dict[str, Any]:
