@@ -13,15 +13,10 @@ from typing import Literal, get_args
 from pydantic import Field, model_validator
 
 from pipelines.config import Config
+from pipelines.reasons import REASONS
 
-TextFilterName = Literal[
-    "empty_caption",
-    "meaningless_caption",
-    "not_english",
-    "low_english_ratio",
-    "single_pos",
-    "sensitive",
-]
+# The text reasons are the first six of the check order; each has one filter of that name.
+TextFilterName = Literal[REASONS[:6]]  # type: ignore[valid-type]
 TEXT_FILTER_NAMES: tuple[str, ...] = get_args(TextFilterName)
 
 # A deliberately small default list (explicit sexual / pornographic terms); replace it in
