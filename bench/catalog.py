@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from catalog.index import CatalogIndex  # noqa: E402
 from catalog.publish import describe_shard  # noqa: E402
-from catalog.synthetic import funnel_for, make_sample, write_shard  # noqa: E402
+from catalog.shards import write_shard  # noqa: E402
+from catalog.synthetic import funnel_for, make_sample  # noqa: E402
 from catalog.stats import version_stats  # noqa: E402
 from pipelines import storage  # noqa: E402
 from pipelines.keys import sample_key  # noqa: E402
@@ -56,7 +57,7 @@ def generate(root: str) -> None:
         samples = []
         for j in range(PER_SHARD):
             url = f"http://bench/{i}/{j}.jpg"
-            samples.append((sample_key(url), make_sample(url, " ".join(rng.choices("a dog cat on the red grass".split(), k=8)), rng)))
+            samples.append((sample_key(url), make_sample(url, " ".join(rng.choices("a dog cat on the red grass".split(), k=8)), rng).items()))
         path = f"v1/shards/shard-{i:06d}.tar"
         write_shard(os.path.join(root, BIG, path), samples)
         paths.append(path)

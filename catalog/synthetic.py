@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import tarfile
-import tempfile
 from typing import Any
 
 from PIL import Image, ImageDraw
 
 from catalog.publish import iter_samples, publish_version
 from catalog.versions import version_numbers
+from catalog.shards import write_shard
 from pipelines import storage
 from pipelines.keys import sample_key
 from pipelines.reasons import check_reason
@@ -66,22 +64,6 @@ def make_sample(url: str, caption: str, rng: random.Random, views: bool = True) 
     return members
 
 
-def write_shard(uri: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:
-    """Write (key, members) samples as one tar shard at `uri` (local or s3://)."""
-    fd, tmp = tempfile.mkstemp(suffix=".tar")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for key, members in samples:
-                for ext, data in members.items():
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size, info.mtime, info.mode = len(data), 0, 0o644
-                    tar.addfile(info, io.BytesIO(data))
-        storage.upload_file(tmp, uri)
-    finally:
-        os.unlink(tmp)
-
-
 def funnel_for(kept: int, rejected: dict[str, int]) -> dict[str, Any]:
     """A funnel object (docs/formats.md) with the rejects spread over the pipeline stages."""
     stages, remaining = [], kept + sum(rejected.values())
@@ -125,7 +107,7 @@ def make_version(
     paths = list(carry_shards or [])
     for s in range(0, n, shard_size):
         path = f"v{version}/shards/shard-{s // shard_size:06d}.tar"
-        write_shard(storage.join(root, dataset, path), samples[s : s + shard_size])
+        write_shard(storage.join(root, dataset, path), [(k, m.items()) for k, m in samples[s : s + shard_size]])
         paths.append(path)
     rejected = rejected if rejected is not None else {"empty_caption": 2, "not_english": 3, "download_failed": 4, "image_too_small": 1, "duplicate_image": 2}
     config = {"synthetic": {"n": n, "seed": seed, "shard_size": shard_size}}

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from catalog.__main__ import run
 from catalog.publish import describe_shard, iter_samples
-from catalog.synthetic import funnel_for, make_sample, write_shard
+from catalog.shards import write_shard
+from catalog.synthetic import funnel_for, make_sample
 from pipelines.build.outputs import write_version
 from pipelines.keys import sample_key
 
@@ -19,7 +20,7 @@ def test_catalog_reads_build_writer_output(tmp_path, capsys):
     root = str(tmp_path / "root")
     rng = random.Random(7)
     samples = [(sample_key(f"http://h/{i}.jpg"), make_sample(f"http://h/{i}.jpg", f"a red house number {i}", rng, views=False)) for i in range(6)]
-    write_shard(os.path.join(root, "built", "v1", "shards", "shard-000000.tar"), samples)
+    write_shard(os.path.join(root, "built", "v1", "shards", "shard-000000.tar"), [(k, m.items()) for k, m in samples])
     shard = describe_shard(os.path.join(root, "built"), "v1/shards/shard-000000.tar")
     metas = [json.loads(m["json"]) for _, m in iter_samples(os.path.join(root, "built", shard["path"]))]
     kept = pa.table({
