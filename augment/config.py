@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from pipelines.config import Config
+from catalog.config import Config
 
 EdaOp = Literal["sr", "ri", "rs", "rd"]
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from augment.config import AugmentConfig
 from augment.views import VIEWS, Sample, ViewKind
 from catalog.shards import ShardError, split_name, write_shard
-from pipelines import storage
+from catalog import storage
 
 REQUIRED = ("jpg", "txt", "json")
 

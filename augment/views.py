@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from augment.config import AugmentConfig, CropConfig
-from pipelines.registry import Registry
+from catalog.registry import Registry
 
 Sample = dict[str, Any]  # __key__, jpg (bytes), txt (str), json (dict), members (dict[str, bytes])
 

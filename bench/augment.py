@@ -91,7 +91,7 @@ def bench_eda(captions: list[str]) -> float:
     from augment.text.eda import Eda, WordNetSynonyms
     from augment.text.protect import Protector
     from augment.views import view_rng
-    from pipelines.keys import sample_key
+    from catalog.keys import sample_key
 
     eda = Eda(WordNetSynonyms(), Protector(["<person>"]), {"sr": 0.1, "ri": 0.1, "rs": 0.1, "rd": 0.1})
     eda.apply("warm up the synonym cache", "sr", random.Random(0))
@@ -143,7 +143,7 @@ def bench_image(data: Path, files: list[str], repeat: int) -> float:
     from augment.config import AugmentConfig
     from augment.shard import transform_samples
     from augment.views import VIEWS
-    from pipelines.keys import sample_key
+    from catalog.keys import sample_key
 
     cfg = AugmentConfig()
     jpgs = [(data / f).read_bytes() for f in files]

@@ -33,8 +33,8 @@ from catalog.publish import describe_shard  # noqa: E402
 from catalog.shards import write_shard  # noqa: E402
 from catalog.synthetic import funnel_for, make_sample  # noqa: E402
 from catalog.stats import version_stats  # noqa: E402
-from pipelines import storage  # noqa: E402
-from pipelines.keys import sample_key  # noqa: E402
+from catalog import storage  # noqa: E402
+from catalog.keys import sample_key  # noqa: E402
 
 BIG, BIG_SAMPLES, REAL_SHARDS, PER_SHARD = "big", 1_000_000, 4, 1000
 SMALL_DATASETS, SMALL_VERSIONS = 10, 100

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines import assets
+from catalog import assets
 from pipelines.filters import TextChain, TextFilterConfig, normalize_caption
 from pipelines.filters.chain import build_filters
 from pipelines.filters.person import PersonNameSubstituter

@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 # The repo root first: bench/augment.py and bench/catalog.py would shadow those packages.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.build.config import BuildConfig  # noqa: E402
-from pipelines.build.pipeline import run_build  # noqa: E402
+from pipelines.stages.config import BuildConfig  # noqa: E402
+from pipelines.stages.pipeline import run_build  # noqa: E402
 from pipelines.sampleweb.corpus import generate  # noqa: E402
 from pipelines.webserver import CorpusServer, free_port  # noqa: E402
 

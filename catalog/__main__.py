@@ -7,8 +7,8 @@ from typing import Sequence
 
 from catalog.manifest import ManifestError
 from catalog.shards import ShardError
-from pipelines.cli import build_parser
-from pipelines.config import ConfigError
+from catalog.cli import build_parser
+from catalog.config import ConfigError
 
 COMMANDS = [
     "catalog.commands.list_versions",

@@ -5,7 +5,7 @@ It is a cache of the manifests (the source of truth) and never the other way rou
 size, or the S3 ETag) with what the index holds and re-reads only what changed;
 deleting the file and refreshing rebuilds it exactly. For a local root it lives in
 `{root}/.catalog/` (or the cache dir when the root is read-only); for an s3:// root in
-`<cache>/catalog/<hash of root>/` (the project cache, `pipelines.assets.cache_dir()`). The per-shard
+`<cache>/catalog/<hash of root>/` (the project cache, `catalog.assets.cache_dir()`). The per-shard
 offset indexes (catalog.offsets) live beside it.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from catalog.manifest import ManifestError, check_manifest
 from catalog.versions import parse_ref
-from pipelines import assets, storage
+from catalog import assets, storage
 
 INDEX_FORMAT = "lipforge.catalog-index/1"
 _MANIFEST = re.compile(r"^(?P<dataset>[^/.][^/]*)/v(?P<version>\d+)/manifest\.json$")

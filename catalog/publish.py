@@ -24,7 +24,7 @@ from catalog.manifest import FORMAT, check_manifest
 from catalog.shards import ShardError, sha256_of, split_name
 from catalog.stats import version_stats
 from catalog.versions import version_uri
-from pipelines import storage
+from catalog import storage
 
 PREVIEW_SIZE = 32
 _IMAGE_VIEW = re.compile(r"^[gl]\d+\.jpg$")

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
-from pipelines import storage
+from catalog import storage
 
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
 _HASH_CHUNK = 1 << 20
@@ -113,7 +113,7 @@ def write_shard(uri: str, samples: Iterable[tuple[str, Iterable[tuple[str, bytes
     """Write `(key, [(ext, bytes), ...])` samples, in order, as one tar shard at `uri`.
 
     Tar headers carry no time or owner, so the same samples give the same bytes. The tar is
-    built in a local temporary file and put in place whole (pipelines.storage), so a reader
+    built in a local temporary file and put in place whole (catalog.storage), so a reader
     never sees half a shard. Returns the manifest entry's `samples`, `bytes`, `sha256`.
     """
     fd, tmp = tempfile.mkstemp(suffix=".tar")

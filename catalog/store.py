@@ -14,7 +14,7 @@ from typing import Any
 from catalog.index import CatalogIndex
 from catalog.offsets import ShardOffsets
 from catalog.shards import Member, read_member_from
-from pipelines import storage
+from catalog import storage
 
 _TEXT_LIMIT = 1 << 20
 

@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 from catalog.publish import iter_samples, publish_version
 from catalog.versions import version_numbers
 from catalog.shards import write_shard
-from pipelines import storage
-from pipelines.keys import sample_key
-from pipelines.reasons import check_reason
+from catalog import storage
+from catalog.keys import sample_key
+from catalog.reasons import check_reason
 
 _WORDS = "a dog cat runs on the green grass near old red house with two children playing ball in park".split()
 _STAGES = {

@@ -7,7 +7,7 @@ from typing import Any
 from catalog.store import Catalog
 from catalog.shards import sha256_of
 from catalog.versions import version_uri
-from pipelines import storage
+from catalog import storage
 
 
 def verify_version(catalog: Catalog, ref: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipelines import storage
+from catalog import storage
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 

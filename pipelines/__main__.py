@@ -2,16 +2,16 @@
 
 import sys
 
-from pipelines.cli import run
+from catalog.cli import run
 
 COMMANDS = [
     "pipelines.assets",
     "pipelines.doctor",
     "pipelines.sampleweb.cli",
     "pipelines.webserver",
-    "pipelines.build.cli",
-    "augment.cli",
-    "pipelines.build.refresh",
+    "pipelines.stages.cli",
+    "pipelines.views.cli",
+    "pipelines.stages.refresh",
 ]
 
 if __name__ == "__main__":

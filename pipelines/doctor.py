@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pipelines import assets
+from catalog import assets
 
 EXPECTED_VERSIONS = {"torch": "2.14.1", "ray": "2.60.0"}
 ENGLISH = "A dog runs along the beach with a ball in its mouth"

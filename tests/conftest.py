@@ -1,13 +1,4 @@
-"""Fixtures shared across test modules."""
-
-import contextlib
-import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
-from typing import Iterator
+"""Fixtures shared across test packages."""
 
 import pytest
 
@@ -20,39 +11,3 @@ def chain() -> TextChain:
     c = TextChain()
     c.setup()
     return c
-
-
-@contextlib.contextmanager
-def moto_s3(bucket: str, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real `moto_server` subprocess on 127.0.0.1 with one bucket; the AWS variables
-    (and `extra_env`) point at it while the block runs. Yields `s3://bucket`."""
-    import boto3
-
-    from pipelines.webserver import free_port
-
-    port = free_port()
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", **(extra_env or {})}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                boto3.client("s3").create_bucket(Bucket=bucket)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield f"s3://{bucket}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -2,7 +2,7 @@
 
 import sys
 
-from pipelines.cli import run
+from catalog.cli import run
 
 COMMANDS = ["training.cli"]
 

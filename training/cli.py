@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipelines.config import load_config
+from catalog.config import load_config
 from training.config import TrainConfig
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipelines.config import Config
+from catalog.config import Config
 
 Precision = Literal["fp32", "bf16", "fp16"]
 

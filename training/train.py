@@ -22,7 +22,7 @@ import ray.train
 import ray.train.torch
 import torch
 
-from pipelines import storage
+from catalog import storage
 from training.config import TrainConfig
 from training.data import ShardStream, make_loader, resolve_shards
 from training.evaluate import retrieval

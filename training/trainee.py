@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipelines.config import ConfigError, validate
+from catalog.config import ConfigError, validate
 from training.config import TrainConfig
 from training.data import BatchSpec
 from training.model import DualEncoder, build_model

@@ -36,7 +36,7 @@ class WordNetSynonyms:
     """Single-word-or-phrase WordNet synonyms of a word, through NLTK's reader on the project's copy."""
 
     def __init__(self, wordnet: Any | None = None, stop_words: frozenset[str] | None = None) -> None:
-        from pipelines import assets
+        from catalog import assets
 
         if wordnet is None:
             assets.prepare()  # a Ray job's uploaded working dir has no prepared cache yet

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from catalog.store import Catalog
 from catalog.web import pages
-from pipelines import storage
+from catalog import storage
 
 TOKEN_COOKIE = "lipforge_catalog_token"
 PER_PAGE = 24

@@ -10,7 +10,7 @@ from catalog.store import Catalog, SampleRef
 from catalog.tables import human_bytes
 from catalog.web.html import h, link, page, table
 from catalog.web.svg import funnel_chart, histogram_chart, lineage_graph
-from pipelines.reasons import REASONS
+from catalog.reasons import REASONS
 
 SHARD_ROWS = 200
 _RANK = {r: i for i, r in enumerate(REASONS)}

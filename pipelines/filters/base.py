@@ -1,7 +1,7 @@
 """The filter contract (after datatrove's BaseFilter).
 
 A filter only answers whether a row is kept: `True`, or `(False, reason)` with a reason
-from `pipelines.reasons.REASONS`. Counting reasons, recording rejects and choosing the
+from `catalog.reasons.REASONS`. Counting reasons, recording rejects and choosing the
 first failing check belong to the stage that runs the filters, not to the filters.
 
 Rows are plain dicts (Ray Data batches turn into them). Keys a filter may read:
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Union
 
-from pipelines.registry import Registry
+from catalog.registry import Registry
 
 Verdict = Union[bool, tuple[bool, str]]
 

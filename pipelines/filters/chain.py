@@ -10,7 +10,7 @@ stays columnar):
 | column | kept row | rejected row |
 |---|---|---|
 | `caption` | cleaned caption, person names -> `<person>` | `""` (a raw caption is never passed on) |
-| `reason` | `None` | first failing reason from `pipelines.reasons.REASONS` |
+| `reason` | `None` | first failing reason from `catalog.reasons.REASONS` |
 | `lang`, `lang_score` | fastText top label and its probability | as far as computed, else `""` / `nan` |
 | `english_ratio` | share of English words | as far as computed, else `nan` |
 | `person_substituted` | whether a name was replaced | `False` |
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import assets
+from catalog import assets
 from pipelines.filters.base import Filter
 from pipelines.filters.clean import normalize_caption
 from pipelines.filters.config import TEXT_FILTER_NAMES, TextFilterConfig
@@ -39,7 +39,7 @@ OUTPUT_COLUMNS = ("caption", "reason", "lang", "lang_score", "english_ratio", "p
 
 
 def build_filters(config: TextFilterConfig) -> list[Filter]:
-    """The enabled filters in `pipelines.reasons` check order."""
+    """The enabled filters in `catalog.reasons` check order."""
     words = EnglishWords()
     make = {
         "empty_caption": lambda: EmptyCaption(config),

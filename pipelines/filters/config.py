@@ -12,8 +12,8 @@ from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
-from pipelines.config import Config
-from pipelines.reasons import REASONS
+from catalog.config import Config
+from catalog.reasons import REASONS
 
 # The text reasons are the first six of the check order; each has one filter of that name.
 TextFilterName = Literal[REASONS[:6]]  # type: ignore[valid-type]
@@ -41,11 +41,11 @@ DEFAULT_SENSITIVE_WORDS: tuple[str, ...] = (
 
 
 class TextFilterConfig(Config):
-    """`filter:` section. All filters on by default, in `pipelines.reasons` order."""
+    """`filter:` section. All filters on by default, in `catalog.reasons` order."""
 
     filters: list[TextFilterName] = Field(
         default_factory=lambda: list(TEXT_FILTER_NAMES),
-        description="text filters to run (always applied in pipelines.reasons check order)",
+        description="text filters to run (always applied in catalog.reasons check order)",
     )
     max_caption_chars: int = Field(
         1000, ge=16, description="captions longer than this are cut at the last word boundary before it"

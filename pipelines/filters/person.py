@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipelines import assets
+from catalog import assets
 from pipelines.filters.config import TextFilterConfig
 from pipelines.filters.first_names import FIRST_NAMES
 

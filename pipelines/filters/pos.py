@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipelines import assets
+from catalog import assets
 from pipelines.filters.base import FILTERS, Filter, Verdict, reject
 from pipelines.filters.config import TextFilterConfig
 

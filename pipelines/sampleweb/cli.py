@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from pipelines.config import ConfigError, validate
+from catalog.config import ConfigError, validate
 from pipelines.sampleweb.corpus import generate
 from pipelines.sampleweb.mess import Rates, category_names
 

@@ -9,7 +9,7 @@ here. Image file names do not depend on the base URL: image files are byte-ident
 a seed whatever the base URL.
 
 Truth (`truth.parquet`): a row's fate is `keep` or the first reason, in
-`pipelines.reasons` order, among all faults it carries: the faults its categories were
+`catalog.reasons` order, among all faults it carries: the faults its categories were
 drawn with, `repeated_caption` when its normalised caption occurs > 10 times in the whole
 input, and `duplicate_image` for every member but one of a duplicate group.
 """
@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipelines import storage
-from pipelines.config import validate
-from pipelines.keys import sample_key
+from catalog import storage
+from catalog.config import validate
+from catalog.keys import sample_key
 from pipelines.phash import phash64
-from pipelines.reasons import KEEP, first_reason
+from catalog.reasons import KEEP, first_reason
 from pipelines.sampleweb import captions as cap
 from pipelines.sampleweb import mess
 from pipelines.sampleweb.shapes import COLOURS, GRAY_COLOURS, Scene, render, sample_scene

@@ -2,7 +2,7 @@
 the byte-level corruptions (formats, truncation, HTML, oversized headers, near-duplicates).
 
 Categories come in three independent slots, so one row can carry several faults (the
-`combined` category) and its truth is the first of them in `pipelines.reasons` order:
+`combined` category) and its truth is the first of them in `catalog.reasons` order:
 - caption: what the text is (foreign, junk, empty, single part of speech, names, messy);
 - content: what the served bytes are (geometry faults, formats, corrupt/HTML/huge files);
 - server: how the URL answers (404, 500, slow, redirect, wrong content type).
@@ -21,7 +21,7 @@ import zlib
 from PIL import Image
 from pydantic import Field
 
-from pipelines.config import Config
+from catalog.config import Config
 
 # category -> reason it earns on its own (None: the row stays clean)
 CAPTION_FAULTS: dict[str, str | None] = {

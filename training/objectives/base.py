@@ -13,8 +13,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from pipelines.config import Config
-from pipelines.registry import Registry
+from catalog.config import Config
+from catalog.registry import Registry
 
 
 class Objective(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipelines.config import Config
+from catalog.config import Config
 from training.objectives.base import OBJECTIVES, Objective, at_least_fp32
 from training.objectives.gather import all_gather_with_grad, world
 

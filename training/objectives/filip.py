@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from pipelines.config import Config
+from catalog.config import Config
 from training.objectives.base import OBJECTIVES, Objective, at_least_fp32
 from training.objectives.gather import all_gather_no_grad, all_gather_with_grad, world
 

@@ -224,7 +224,7 @@ class ApertiumTranslator(Translator):
 
     def _pipe(self, modes: tuple[str, ...]) -> ApertiumPipe:
         if modes not in self._pipes:
-            from pipelines import assets
+            from catalog import assets
 
             for mode in modes:
                 assets.require_apertium(mode)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from pipelines.registry import Registry
+from catalog.registry import Registry
 
 
 class Translator:

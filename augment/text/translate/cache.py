@@ -18,7 +18,7 @@ def caption_hash(text: str) -> str:
 
 
 def default_cache_dir() -> Path:
-    from pipelines import assets
+    from catalog import assets
 
     return assets.cache_dir() / "augment"
 

@@ -1,0 +1,69 @@
+"""The one way lipforge jobs connect to Ray: build, refresh, the augment job and training.
+
+`ray_session(cfg, log_path)` connects to the configured cluster, the one in `RAY_ADDRESS`
+(e.g. under `ray job submit`), or starts a local one, and shuts Ray down afterwards only if
+it started it. Unless `--verbose`, Ray's own output (driver logs, worker logs, Ray Data
+progress bars, core-worker errors) goes to `log_path` (see `catalog.console`), not to the
+console. A cluster started with `ray start` under Ray 2.60 may require RAY_AUTH_MODE=token
+(and its token) in the client's environment; that is the caller's environment, not config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator, Optional
+
+import ray
+from pydantic import Field
+
+from catalog import console
+from catalog.config import Config
+
+# Inherited by local workers; cluster workers get it through the runtime env. albumentations
+# (imported by img2dataset) would otherwise look for updates on the network.
+WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class RayConfig(Config):
+    address: Optional[str] = None  # None: RAY_ADDRESS if set (then "auto"), else a local Ray
+    num_cpus: Optional[int] = Field(None, gt=0)
+
+
+@contextlib.contextmanager
+def ray_session(cfg: RayConfig | None = None, log_path: str | None = None,
+                runtime_env: dict[str, Any] | None = None) -> Iterator[int]:
+    """Yield the cluster's CPU count (see the module docstring)."""
+    cfg = cfg or RayConfig()
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
+    with contextlib.ExitStack() as stack:
+        if log_path is not None:
+            stack.enter_context(console.captured(log_path))
+        started = False
+        if not ray.is_initialized():
+            env = dict(runtime_env or {})
+            env["env_vars"] = {**WORKER_ENV, **env.get("env_vars", {})}
+            address = cfg.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+            quiet = not console.verbose()
+            kwargs: dict[str, Any] = {"log_to_driver": not quiet, "runtime_env": env}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
+            started = True
+            _quiet_ray_data(quiet)
+        try:
+            yield max(1, int(ray.cluster_resources().get("CPU", 1)))
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _quiet_ray_data(quiet: bool) -> None:
+    """Ray Data's own progress bars would draw between lipforge's; its stage logs go to the log file."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = not quiet
+    ctx.print_on_execution_start = not quiet

@@ -1,0 +1,38 @@
+"""CLI: `build CONFIG.yaml [--set k=v ...]`, and the debugging stages `filter` and `download`.
+
+Wire into `python -m pipelines` by listing "pipelines.stages.cli" in pipelines/__main__.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pipelines.stages.config import BuildConfig
+from pipelines.stages.pipeline import run_build
+from pipelines.stages.source import SourceError
+from catalog.config import load_config
+
+_HELP = {
+    "build": "build the next dataset version from a URL list (resumes an unfinished one)",
+    "filter": "run only source + text filters (debugging; nothing is published)",
+    "download": "run source + text filters + download (debugging; nothing is published)",
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    for name, text in _HELP.items():
+        p = subparsers.add_parser(name, help=text, description=text)
+        p.add_argument("config", help="build config YAML (see configs/demo.yaml, docs/pipeline.md)")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set shard.samples_per_shard=500")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(BuildConfig, args.config, args.overrides)
+    try:
+        run_build(cfg, stop_after=None if args.command == "build" else args.command)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

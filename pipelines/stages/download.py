@@ -1,0 +1,157 @@
+"""Stage `download`: img2dataset (distributor="ray") over the text survivors only.
+
+Its input is a parquet of `url` + `row` (our input row id): captions never reach
+img2dataset, so none is in its raw shards, stats or logs. Settings: `resize_mode=
+"keep_ratio"` (shorter side to `download.image_size`), `resize_only_if_bigger` (default
+on: a 210 px image is kept as is instead of being upscaled to 256), JPEG; its
+`min_image_size`, `max_aspect_ratio` and `max_image_area` apply the FILIP checks on the
+original size, behind our header probe (`pipelines.stages.probe`). Output format "parquet":
+one raw shard per `download.samples_per_shard` rows, every row with its status, the
+original width/height and the sha256 of the downloaded bytes.
+
+Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
+`NNNNN_stats.json` is done); the stage marker is written once every shard has one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from catalog import storage
+from pipelines.stages.config import BuildConfig
+from pipelines.stages.funnel import StageCount
+from pipelines.stages.probe import TOO_MANY_PIXELS, header_probe
+from catalog.parquet import read_parquet, write_parquet
+from pipelines.stages.workdir import WorkDir
+
+META = ["row", "status", "error_message", "width", "height", "original_width", "original_height", "sha256"]
+_RESIZE_ERRORS = {  # img2dataset's resizer error messages -> our reasons
+    TOO_MANY_PIXELS: "too_many_pixels",
+    "image area too large": "too_many_pixels",
+    "image too small": "image_too_small",
+    "aspect ratio too large": "aspect_ratio",
+}
+
+
+def download_reason(status: str, error: str | None) -> str | None:
+    """Map img2dataset's per-row status/error_message onto a reason (None = downloaded)."""
+    if status == "success":
+        return None
+    if status == "failed_to_download":
+        return "download_failed"
+    return _RESIZE_ERRORS.get(error or "", "not_an_image")
+
+
+def raw_dir(wd: WorkDir) -> str:
+    return wd.path("download", "raw")
+
+
+def _listdir_fresh(uri: str) -> list[str]:
+    """storage.listdir without fsspec's cached listing (img2dataset's Ray tasks write here, not us)."""
+    fs, path = storage.filesystem(uri)
+    fs.invalidate_cache(path)
+    return storage.listdir(uri)
+
+
+def raw_shards(wd: WorkDir) -> list[str]:
+    return [storage.join(raw_dir(wd), n) for n in _listdir_fresh(raw_dir(wd)) if n.endswith(".parquet")]
+
+
+def run_download(survivors: pa.Table, cfg: BuildConfig, wd: WorkDir) -> pa.Table:
+    """Download `survivors` (row, url); return one row per survivor: META + `reason` + `raw`."""
+    n_shards = math.ceil(survivors.num_rows / cfg.download.samples_per_shard)
+    if survivors.num_rows and not wd.done("download"):
+        input_uri = wd.path("download", "input.parquet")
+        write_parquet(input_uri, survivors.select(["url", "row"]))
+        for _ in range(2):  # the ray distributor does not retry a failed shard; one rerun does
+            _img2dataset(input_uri, cfg, wd, n_shards)
+            if _stats_count(wd) >= n_shards:
+                break
+        if _stats_count(wd) < n_shards:
+            raise RuntimeError(f"download: only {_stats_count(wd)} of {n_shards} img2dataset shards finished; re-run the build")
+        wd.mark("download", {"shards": n_shards, "rows": survivors.num_rows})
+    return _results(wd, survivors)
+
+
+def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -> None:
+    from img2dataset import download
+
+    d, im = cfg.download, cfg.image
+    stop = threading.Event()
+    bar = threading.Thread(target=_progress, args=(wd, n_shards, stop), daemon=True)
+    bar.start()
+    try:
+        with header_probe():
+            download(
+                url_list=input_uri,
+                output_folder=raw_dir(wd),
+                input_format="parquet",
+                url_col="url",
+                caption_col=None,
+                save_additional_columns=["row"],
+                output_format="parquet",
+                distributor="ray",
+                image_size=d.image_size,
+                resize_mode="keep_ratio",
+                resize_only_if_bigger=d.resize_only_if_bigger,
+                encode_format="jpg",
+                encode_quality=d.encode_quality,
+                thread_count=d.thread_count,
+                number_sample_per_shard=d.samples_per_shard,
+                timeout=d.timeout,
+                retries=d.retries,
+                extract_exif=False,
+                compute_hash="sha256",
+                min_image_size=im.min_size,
+                max_aspect_ratio=im.max_aspect_ratio,
+                max_image_area=im.max_pixels,
+                incremental_mode="incremental",
+                enable_wandb=False,
+            )
+    finally:
+        stop.set()
+        bar.join()
+
+
+def _stats_count(wd: WorkDir) -> int:
+    return sum(1 for n in _listdir_fresh(raw_dir(wd)) if n.endswith("_stats.json"))
+
+
+def _progress(wd: WorkDir, total: int, stop: threading.Event) -> None:
+    with tqdm(total=total, desc="download", unit="shard") as bar:
+        while True:
+            done = _stats_count(wd)
+            bar.update(done - bar.n)
+            if stop.wait(2.0):
+                bar.update(_stats_count(wd) - bar.n)
+                return
+
+
+def _results(wd: WorkDir, survivors: pa.Table) -> pa.Table:
+    parts = []
+    for uri in raw_shards(wd):
+        t = read_parquet(uri, columns=META)
+        parts.append(t.append_column("raw", pa.array([uri] * t.num_rows, pa.string())))
+    if not parts:
+        return _empty()
+    table = pa.concat_tables(parts).sort_by("row")
+    reasons = [download_reason(s, e) for s, e in zip(table.column("status").to_pylist(), table.column("error_message").to_pylist())]
+    table = table.append_column("reason", pa.array(reasons, pa.string()))
+    expected = survivors.column("row").to_pylist()
+    if table.num_rows != len(expected) or set(table.column("row").to_pylist()) != set(expected):
+        raise RuntimeError(f"download: {survivors.num_rows} rows sent to img2dataset, {table.num_rows} rows came back")
+    return table
+
+
+def _empty() -> pa.Table:
+    types = {"row": pa.int64(), "width": pa.int32(), "height": pa.int32(),
+             "original_width": pa.int32(), "original_height": pa.int32()}
+    return pa.table({c: pa.array([], types.get(c, pa.string())) for c in [*META, "raw", "reason"]})
+
+
+def count_download(table: pa.Table, n_in: int) -> StageCount:
+    return StageCount.of("download", n_in, table.column("reason").to_pylist())

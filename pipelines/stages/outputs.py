@@ -1,0 +1,65 @@
+"""The published files of a version: kept.parquet, rejects.parquet, then stats.json + manifest.json.
+
+The parquet tables are the build's own; stats.json and manifest.json (last: it makes the
+version visible) are written by the one manifest writer, `catalog.publish.publish_version`,
+with the schema/stats/preview computed from the kept table by `catalog.publish.contents_of`
+(the same code that reads them from shards), so no shard is read back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from catalog.publish import contents_of, publish_version
+from catalog.versions import version_uri
+from catalog import storage
+from catalog.parquet import write_parquet
+
+KEPT_COLUMNS = ["key", "url", "caption", "shard", "orig_width", "orig_height", "lang_score"]
+# Image identity of each kept sample, written when the kept table has it (the build's does):
+# a refresh de-duplicates new images against the carried ones with it.
+IMAGE_COLUMNS = ["phash", "sha256"]
+REJECT_COLUMNS = ["key", "url", "stage", "reason"]
+SAMPLE_MEMBERS = ("jpg", "txt", "json")  # members of every sample the build writes (docs/formats.md)
+
+
+def write_tables(out: str, kept: pa.Table, rejects: pa.Table) -> None:
+    """kept.parquet (KEPT_COLUMNS + IMAGE_COLUMNS) and rejects.parquet (never a caption) under `out`."""
+    columns = KEPT_COLUMNS + [c for c in IMAGE_COLUMNS if c in kept.column_names]
+    write_parquet(storage.join(out, "kept.parquet"), kept.select(columns))
+    write_parquet(storage.join(out, "rejects.parquet"), rejects.select(REJECT_COLUMNS))
+
+
+def kept_contents(kept: pa.Table) -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+    """(key, caption, sample json fields the stats use, members) per kept row, in shard order."""
+    columns = ("key", "caption", "orig_width", "orig_height", "lang_score")
+    for key, caption, w, h, lid in zip(*(kept.column(c).to_pylist() for c in columns)):
+        meta = {"orig_width": w, "orig_height": h, "lang_score": None if lid is None or math.isnan(lid) else lid}
+        yield key, caption, meta, SAMPLE_MEMBERS
+
+
+def write_version(
+    out: str,
+    *,
+    dataset: str,
+    version: int,
+    config: dict[str, Any],
+    sources: list[dict[str, Any]],
+    funnel: dict[str, Any],
+    kept: pa.Table,
+    rejects: pa.Table,
+    shards: list[dict[str, Any]],
+    parents: list[str] | None = None,
+) -> dict[str, Any]:
+    """Write the version's tables under `out` = `{root}/{dataset}/v{version}`, then publish its manifest."""
+    root = storage.join(out, "..", "..")
+    if version_uri(root, dataset, version) != storage.join(out):
+        raise ValueError(f"{out}: a version folder must be {{root}}/{dataset}/v{version}")
+    write_tables(out, kept, rejects)
+    return publish_version(
+        root, dataset, version, shards, funnel=funnel, config=config, sources=sources,
+        parents=parents, contents=contents_of(kept_contents(kept)),
+    )

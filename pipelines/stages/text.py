@@ -1,0 +1,123 @@
+"""Stage `text`: the text-filter chain over the URL list, before anything is downloaded.
+
+Checks 1-6 of `catalog.reasons` run per row through the filter chain (engineer B's
+`pipelines.filters`) inside a Ray Data actor pool, so fastText/spaCy/WordNet load once per
+actor. Check 7, `repeated_caption` (FILIP section 3.1), needs the whole input: a row that
+passed 1-6 is rejected when its normalised caption occurs more than `REPEAT_LIMIT` times
+among all input rows. Raw captions are never written: task outputs hold the cleaned caption
+(names already substituted) and a hash of the normalised caption for the repeat count.
+
+Tasks are chunks of `CHUNK_ROWS` input rows, each with a part file and a completion marker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.stages.funnel import StageCount
+from catalog.parquet import read_parquet, write_parquet
+from pipelines.stages.tasks import finish_tasks
+from pipelines.stages.workdir import WorkDir
+from pipelines.filters.config import TextFilterConfig
+from pipelines.filters.chain import TextChain
+from pipelines.filters.clean import caption_repeat_key
+from catalog.keys import sample_key
+
+CHUNK_ROWS = 50_000
+REPEAT_LIMIT = 10
+FIELDS = {  # per-row fields the chain adds, written into the sample's json
+    "lang": pa.string(),
+    "lang_score": pa.float64(),
+    "english_ratio": pa.float64(),
+    "person_substituted": pa.bool_(),
+}
+SCHEMA = pa.schema(
+    [("row", pa.int64()), ("key", pa.string()), ("url", pa.string()), ("caption", pa.string()),
+     ("reason", pa.string()), ("norm_hash", pa.string()), *FIELDS.items()]
+)
+
+
+class TextActor:
+    """Ray Data callable class: loads the chain once, cleans and checks one batch of rows."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        config = TextFilterConfig.model_validate(cfg)
+        self.max_chars = config.max_caption_chars
+        self.chain = TextChain(config)
+        self.chain.setup()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        results = self.chain.run(rows)
+        out = {name: [] for name in SCHEMA.names}
+        for row, res in zip(rows, results):
+            out["row"].append(row["row"])
+            out["key"].append(sample_key(row["url"]))
+            out["url"].append(row["url"])
+            out["reason"].append(res.get("reason"))
+            out["caption"].append(None if res.get("reason") else res["caption"])
+            out["norm_hash"].append(caption_repeat_key(row["caption"], self.max_chars))
+            for name in FIELDS:
+                out[name].append(res.get(name))
+        return pa.table(out, schema=SCHEMA)
+
+
+def run_text(source: pa.Table, cfg: TextFilterConfig, wd: WorkDir, num_actors: int, repeat_counts: Counter | None = None) -> pa.Table:
+    """Run pending chunks, then apply the global repeat count; returns one row per input row.
+
+    `repeat_counts` (norm_hash -> rows): counts over a larger input than `source` (a refresh
+    passes the counts over its whole source list); None: counted over `source`.
+    """
+    import ray
+
+    chunks = [(i, source.slice(start, CHUNK_ROWS)) for i, start in enumerate(range(0, source.num_rows, CHUNK_ROWS))]
+    pending = [(i, t) for i, t in chunks if not wd.done(f"text-{i:05d}")]
+    if pending:
+        ds = ray.data.from_arrow([t for _, t in pending]).map_batches(
+            TextActor,
+            fn_constructor_kwargs={"cfg": cfg.to_dict()},
+            batch_size=512,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, num_actors)),
+        )
+
+        def finish(i: int, rows: pa.Table) -> None:
+            write_parquet(wd.path("text", f"part-{i:05d}.parquet"), rows.sort_by("row"))
+            wd.mark(f"text-{i:05d}", {"rows": rows.num_rows})
+
+        finish_tasks(ds, _chunk_of, {i: t.num_rows for i, t in pending}, finish, "text")
+    parts = [read_parquet(wd.path("text", f"part-{i:05d}.parquet")) for i, _ in chunks]
+    return apply_repeat_limit(pa.concat_tables(parts).sort_by("row"), repeat_counts)
+
+
+def _chunk_of(batch: pa.Table) -> pa.Array:
+    return pc.divide(batch.column("row"), CHUNK_ROWS)
+
+
+def repeat_counts(captions: list[str], cfg: TextFilterConfig) -> Counter:
+    """norm_hash -> number of rows, over raw `captions` (the whole input of a refresh)."""
+    return Counter(caption_repeat_key(c, cfg.max_caption_chars) for c in captions)
+
+
+def apply_repeat_limit(table: pa.Table, counts: Counter | None = None) -> pa.Table:
+    """Reject rows that passed checks 1-6 but whose normalised caption occurs > REPEAT_LIMIT times.
+
+    `counts`: the occurrences over the whole input (default: over `table`'s rows).
+    """
+    hashes = table.column("norm_hash").to_pylist()
+    counts = Counter(hashes) if counts is None else counts
+    reasons = table.column("reason").to_pylist()
+    new = [r if r is not None or counts[h] <= REPEAT_LIMIT else "repeated_caption" for r, h in zip(reasons, hashes)]
+    captions = [c if r is None else None for c, r in zip(table.column("caption").to_pylist(), new)]
+    table = table.set_column(table.schema.get_field_index("reason"), "reason", pa.array(new, pa.string()))
+    return table.set_column(table.schema.get_field_index("caption"), "caption", pa.array(captions, pa.string()))
+
+
+def count_text(table: pa.Table) -> StageCount:
+    return StageCount.of("text", table.num_rows, table.column("reason").to_pylist())
+
+

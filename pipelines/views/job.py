@@ -1,0 +1,95 @@
+"""`augment_version(root, dataset, version, cfg)`: precompute views for a whole version with Ray.
+
+The parent's shards are transformed by a pool of Ray actors (one per worker: each keeps
+its WordNet, translator and cache open across shards) into `{root}/{dataset}/v{N+1}/shards/`,
+where N is the newest complete version. kept.parquet and rejects.parquet are copied
+from the parent, and its funnel carried over; the manifest is written last by catalog.publish.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augment.config import AugmentConfig
+from augment.shard import build_kinds, transform_shard
+from augment.views import VIEWS
+from catalog import versions
+from catalog.publish import Contents, publish_version, schema_of
+from catalog import storage
+from catalog.raysession import RayConfig
+from catalog.raysession import ray_session
+
+COPIED = ("kept.parquet", "rejects.parquet")  # stats.json (the funnel) is written by publish_version
+
+
+class ShardWorker:
+    """Ray actor body: view kinds built once, then one shard per call."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.kinds = build_kinds(AugmentConfig.model_validate(cfg))
+
+    def run(self, in_uri: str, out_uri: str) -> dict[str, Any]:
+        return transform_shard(in_uri, out_uri, self.kinds)
+
+    def close(self) -> None:
+        for kind in self.kinds:
+            kind.close()
+
+
+def merge_view_stats(shards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per view kind: summed counts over shards and bytes per sample over the version."""
+    total: dict[str, dict[str, Any]] = {}
+    for shard in shards:
+        for kind, counts in shard["views"].items():
+            acc = total.setdefault(kind, {})
+            for name, value in counts.items():
+                if name != "bytes_per_sample":
+                    acc[name] = acc.get(name, 0) + value
+    for acc in total.values():
+        acc["bytes_per_sample"] = acc.get("bytes", 0) / acc["samples"] if acc.get("samples") else 0.0
+    return total
+
+
+def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, num_cpus: int | None = None) -> int:
+    """Publish `{root}/{dataset}/v{N+1}/` = version `version` plus views; return N+1."""
+    import ray
+
+    name, parent_version = versions.resolve(root, f"{dataset}@{version}")
+    parent = storage.read_json(storage.join(versions.version_uri(root, name, parent_version), "manifest.json"))
+    new_version = versions.version_numbers(root, name)[-1] + 1
+    out = versions.version_uri(root, name, new_version)
+    in_uris = versions.shard_uris(root, parent)
+
+    with ray_session(RayConfig(num_cpus=num_cpus)) as cpus:
+        workers = max(1, min(cfg.num_workers or cpus, len(in_uris)))
+        actor = ray.remote(num_cpus=1)(ShardWorker)
+        pool = [actor.remote(cfg.to_dict()) for _ in range(workers)]
+        refs = []
+        rel_paths = []
+        for i, in_uri in enumerate(in_uris):
+            rel = f"v{new_version}/shards/shard-{i:06d}.tar"
+            rel_paths.append(rel)
+            refs.append(pool[i % workers].run.remote(in_uri, storage.join(root, name, rel)))
+        results = ray.get(refs)
+        ray.get([w.close.remote() for w in pool])
+        for w in pool:
+            ray.kill(w)
+
+    parent_dir = versions.version_uri(root, name, parent_version)
+    for filename in COPIED:
+        src = storage.join(parent_dir, filename)
+        if storage.exists(src):
+            storage.write_bytes(storage.join(out, filename), storage.read_bytes(src))
+    shards = [{"path": rel, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]} for rel, r in zip(rel_paths, results)]
+    members = set(parent["schema"]["keys"]) | {m for kind in cfg.views for m in VIEWS.get(kind).members(cfg)}
+    contents = Contents(
+        schema=schema_of(members),
+        stats={**parent.get("stats", {}), "views": merge_view_stats(results)},
+        preview=parent.get("preview", []),
+    )
+    publish_version(
+        root, name, new_version, shards,
+        funnel=parent["funnel"], config={"augment": cfg.to_dict()}, sources=parent["sources"],
+        parents=[f"{name}@{parent_version}"], contents=contents,
+    )
+    return new_version

@@ -1,0 +1,45 @@
+"""`python -m pipelines build` with an `augment:` section: the clean version, then its view version.
+
+A small sample corpus (60 rows) on 127.0.0.1, a real local Ray, img2dataset, and engineer D's
+`augment_version` (EDA + global crops only, to stay quick).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pyarrow.parquet as pq
+import yaml
+
+from pipelines.__main__ import COMMANDS
+from catalog.cli import run
+from pipelines.sampleweb.corpus import generate
+from pipelines.webserver import CorpusServer, free_port
+
+
+def test_build_publishes_view_version_after_clean_one(tmp_path):
+    port = free_port()
+    corpus, root = tmp_path / "corpus", tmp_path / "root"
+    generate(corpus, n=60, seed=3, base_url=f"http://127.0.0.1:{port}")
+    cfg = {"dataset": "demo", "root": str(root), "source": {"urls": str(corpus / "urls.parquet")}, "ray": {"num_cpus": 2},
+           "download": {"timeout": 3, "thread_count": 8}, "augment": {"views": ["eda", "global"], "num_workers": 1}}
+    (tmp_path / "build.yaml").write_text(yaml.safe_dump(cfg))
+    with CorpusServer(corpus, port=port, slow_seconds=4):
+        assert run("python -m pipelines", "", COMMANDS, ["build", str(tmp_path / "build.yaml")]) == 0
+    v1 = json.loads((root / "demo" / "v1" / "manifest.json").read_text())
+    v2 = json.loads((root / "demo" / "v2" / "manifest.json").read_text())
+    assert v1["parents"] == [] and v1["schema"]["views"] == {"image": [], "text": []} and v1["samples"] > 0
+    assert v1["config"]["augment"]["views"] == ["eda", "global"]
+    assert v2["parents"] == ["demo@1"] and v2["samples"] == v1["samples"]
+    assert set(v2["schema"]["views"]["image"]) >= {"g0.jpg", "g1.jpg"} and set(v2["schema"]["views"]["text"]) >= {"eda0.txt", "eda1.txt"}
+    kept = set(pq.read_table(root / "demo" / "v1" / "kept.parquet").column("key").to_pylist())
+    members: dict[str, set[str]] = {}
+    for shard in v2["shards"]:
+        assert shard["path"].startswith("v2/shards/")
+        with tarfile.open(root / "demo" / shard["path"]) as tar:
+            for name in tar.getnames():
+                key, _, ext = name.partition(".")
+                members.setdefault(key, set()).add(ext)
+    assert set(members) == kept
+    assert all(m >= {"jpg", "txt", "json", "g0.jpg", "g1.jpg", "eda0.txt", "eda1.txt"} for m in members.values())

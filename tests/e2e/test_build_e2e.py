@@ -1,0 +1,269 @@
+"""End to end: the sample web corpus served on 127.0.0.1, a real local Ray, img2dataset, B's filters.
+
+One module-scoped build is shared by the truth, accounting, shard-format and privacy tests;
+the resume test kills a second build (a real subprocess, SIGKILL) and compares its re-run
+with the first.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from support.moto import moto_s3
+from pipelines.stages.config import BuildConfig
+from pipelines.stages.pipeline import run_build
+from catalog.keys import sample_key
+from catalog.reasons import KEEP
+from pipelines.sampleweb.corpus import generate
+from pipelines.webserver import CorpusServer, free_port
+
+N = 2000
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build_config(corpus: Path, root: Path) -> dict:
+    return {
+        "dataset": "e2e",
+        "root": str(root),
+        "source": {"urls": str(corpus / "urls.parquet")},
+        "download": {"samples_per_shard": 250, "timeout": 3, "thread_count": 16},
+        "shard": {"samples_per_shard": 500},
+        "ray": {"num_cpus": 2},
+        "keep_work": False,
+    }
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    port = free_port()
+    generate(out, n=N, seed=7, base_url=f"http://127.0.0.1:{port}")
+    with CorpusServer(out, port=port, slow_seconds=6):
+        yield out
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    cfg = BuildConfig.model_validate(build_config(corpus, root))
+    manifest = run_build(cfg)
+    return root, manifest
+
+
+def _version_dir(root: Path) -> Path:
+    return root / "e2e" / "v1"
+
+
+def test_every_row_matches_truth(corpus, built):
+    root, _ = built
+    truth = pq.read_table(corpus / "truth.parquet").to_pylist()
+    kept = {r["key"]: r for r in pq.read_table(_version_dir(root) / "kept.parquet").to_pylist()}
+    rejects = {r["key"]: r for r in pq.read_table(_version_dir(root) / "rejects.parquet").to_pylist()}
+    wrong = []
+    for t in truth:
+        key = sample_key(t["url"])
+        got = "keep" if key in kept else rejects[key]["reason"]
+        if got != t["fate"]:
+            wrong.append((t["category"], t["fate"], got))
+        elif got == KEEP and kept[key]["caption"] != t["clean_caption"]:
+            wrong.append((t["category"], t["clean_caption"], kept[key]["caption"]))
+    assert wrong == [], f"{len(wrong)} of {len(truth)} rows differ from truth, e.g. {wrong[:10]}"
+
+
+TEXT_REASONS = {"empty_caption", "meaningless_caption", "not_english", "low_english_ratio", "single_pos", "sensitive", "repeated_caption"}
+
+
+def test_download_image_dedup_outcomes_match_truth(corpus, built):
+    """The stages after `text` (this engineer's): exact, for every row neither truth nor the text chain rejects on text."""
+    root, _ = built
+    rejects = {r["key"]: r["reason"] for r in pq.read_table(_version_dir(root) / "rejects.parquet").to_pylist()}
+    compared, wrong = 0, []
+    for t in pq.read_table(corpus / "truth.parquet").to_pylist():
+        got = rejects.get(sample_key(t["url"]), KEEP)
+        if t["fate"] in TEXT_REASONS or got in TEXT_REASONS:
+            continue
+        compared += 1
+        if got != t["fate"]:
+            wrong.append((t["category"], t["fate"], got))
+    assert compared > 0.8 * N and wrong == []
+
+
+def test_conservation_and_manifest(built):
+    root, manifest = built
+    f = manifest["funnel"]
+    assert f["in"] == N == f["kept"] + sum(f["rejected"].values())
+    for prev, nxt in zip(f["stages"], f["stages"][1:]):
+        assert prev["kept"] == nxt["in"]
+        assert nxt["in"] == nxt["kept"] + sum(nxt["rejected"].values())
+    vdir = _version_dir(root)
+    assert json.loads((vdir / "stats.json").read_text()) == f
+    assert pq.read_table(vdir / "kept.parquet").num_rows == manifest["samples"] == f["kept"]
+    assert pq.read_table(vdir / "rejects.parquet").num_rows == N - f["kept"]
+    assert manifest["dataset"] == "e2e" and manifest["version"] == 1 and manifest["sources"][0]["rows"] == N
+    assert not (root / "e2e" / ".work" / "v1").exists()  # keep_work: false
+
+
+def test_shards_are_plain_tar_and_webdataset(built):
+    import webdataset as wds
+
+    root, manifest = built
+    keys = []
+    for shard in manifest["shards"]:
+        path = root / "e2e" / shard["path"]
+        with tarfile.open(path) as tar:
+            names = tar.getnames()
+        assert len(names) == 3 * shard["samples"]
+        for sample in wds.WebDataset(str(path), shardshuffle=False):
+            meta = json.loads(sample["json"])
+            assert set(sample) >= {"__key__", "jpg", "txt", "json"}
+            assert sample["__key__"] == sample_key(meta["url"])
+            assert min(meta["width"], meta["height"]) <= 256 and len(meta["phash"]) == 16
+            keys.append(sample["__key__"])
+    assert len(keys) == len(set(keys)) == manifest["samples"]
+    assert keys != sorted(keys)  # shuffled
+
+
+def _members(root: Path, manifest: dict, keys: set[str]) -> dict[str, dict[str, bytes]]:
+    """{key: {ext: bytes}} for the samples with `keys` in the version's shards."""
+    out: dict[str, dict[str, bytes]] = {}
+    for shard in manifest["shards"]:
+        with tarfile.open(root / "e2e" / shard["path"]) as tar:
+            for info in tar:
+                key, _, ext = info.name.partition(".")
+                if key in keys:
+                    out.setdefault(key, {})[ext] = tar.extractfile(info).read()
+    return out
+
+
+def test_exif_rotated_images_are_stored_upright(corpus, built):
+    """EXIF-rotated photos: original size in the json and the stored jpg are upright, as the truth records."""
+    from PIL import Image, ImageOps
+
+    root, manifest = built
+    rows = {sample_key(t["url"]): t for t in pq.read_table(corpus / "truth.parquet").to_pylist()
+            if t["category"] == "exif_rotated" and t["fate"] == KEEP}
+    samples = _members(root, manifest, set(rows))
+    assert len(rows) >= 3 and set(samples) == set(rows)
+
+    def grey(im):
+        return np.asarray(im.convert("L").resize((32, 32)), dtype=float)
+
+    for key, t in rows.items():
+        meta = json.loads(samples[key]["json"])
+        assert (meta["orig_width"], meta["orig_height"]) == (t["width"], t["height"]), t["url"]
+        with Image.open(io.BytesIO(samples[key]["jpg"])) as stored:
+            assert stored.size == (meta["width"], meta["height"])
+            assert (stored.width > stored.height) == (t["width"] > t["height"]), t["url"]
+            with Image.open(corpus / "images" / t["url"].rsplit("/", 1)[1]) as served:
+                assert served.getexif().get(0x0112) in (3, 6, 8)
+                raw = grey(served)
+                upright = grey(ImageOps.exif_transpose(served))
+            got = grey(stored)
+        assert np.abs(got - upright).mean() < np.abs(got - raw).mean() / 2, t["url"]
+
+
+def _names(corpus: Path) -> set[str]:
+    """The raw person names: the part of a raw caption that the truth's clean caption has as <person>."""
+    raw = dict(zip(*pq.read_table(corpus / "urls.parquet").to_pydict().values()))
+    out = set()
+    for t in pq.read_table(corpus / "truth.parquet").to_pylist():
+        clean = t["clean_caption"]
+        if t["category"] == "person_name" and "<person>" in clean:
+            pre, post = clean.split("<person>", 1)
+            caption = raw[t["url"]]
+            out.add(caption[len(pre): len(caption) - len(post)])
+    return out
+
+
+def test_no_raw_name_anywhere(corpus, built):
+    root, _ = built
+    names = _names(corpus)
+    assert len(names) >= 10 and all(" " in n for n in names)
+    files = [p for p in root.rglob("*") if p.is_file()]
+    ray_logs = Path("/tmp/ray/session_latest/logs")
+    files += [p for p in ray_logs.rglob("*") if p.is_file()]
+    leaks = []
+    for path in files:
+        data = path.read_bytes()
+        texts = [data]
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            texts += [json.dumps(table.to_pydict(), default=str).encode("utf-8")]
+        leaks += [(str(path), n) for n in names for t in texts if n.encode("utf-8") in t]
+    assert leaks == []
+
+
+def test_resume_after_sigkill_gives_same_outputs(corpus, built, tmp_path):
+    root, manifest = built
+    cfg_path = tmp_path / "build.yaml"
+    cfg_path.write_text(yaml.safe_dump(build_config(corpus, tmp_path / "root")))
+    cmd = [sys.executable, "-m", "pipelines", "build", str(cfg_path)]
+    raw = tmp_path / "root" / "e2e" / ".work" / "v1" / "download" / "raw"
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (raw.exists() and any(p.name.endswith("_stats.json") for p in raw.iterdir())):
+        assert proc.poll() is None, "the build finished before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "root" / "e2e" / "v1" / "manifest.json").exists()
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    again = tmp_path / "root" / "e2e" / "v1"
+    first = _version_dir(root)
+    for name in ("kept.parquet", "rejects.parquet"):
+        a = pq.read_table(first / name).to_pylist()
+        b = pq.read_table(again / name).to_pylist()
+        assert a == b, name
+    m2 = json.loads((again / "manifest.json").read_text())
+    assert [(s["path"], s["sha256"]) for s in m2["shards"]] == [(s["path"], s["sha256"]) for s in manifest["shards"]]
+    assert m2["funnel"] == manifest["funnel"]
+
+
+@pytest.fixture()
+def s3_env():
+    with moto_s3("lipforge-build") as bucket:
+        yield bucket
+
+
+def test_build_on_s3(corpus, s3_env):
+    """Source and root on S3 (moto); a 300-row slice, so only rows outside groups have a fixed truth."""
+    from catalog import storage
+
+    table = pq.read_table(corpus / "urls.parquet").slice(0, 300)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    storage.write_bytes(f"{s3_env}/in/urls.parquet", sink.getvalue().to_pybytes())
+    cfg = build_config(corpus, Path("unused"))
+    cfg.update(root=f"{s3_env}/datasets", source={"urls": f"{s3_env}/in/urls.parquet"}, shard={"samples_per_shard": 100})
+    manifest = run_build(BuildConfig.model_validate(cfg))
+    vdir = f"{s3_env}/datasets/e2e/v1"
+    assert storage.read_json(f"{vdir}/manifest.json") == manifest
+    assert manifest["funnel"]["in"] == 300 == manifest["funnel"]["kept"] + sum(manifest["funnel"]["rejected"].values())
+    with storage.open_read(f"{vdir}/rejects.parquet") as f:
+        rejects = {r["key"]: r["reason"] for r in pq.read_table(f).to_pylist()}
+    truth = [t for t in pq.read_table(corpus / "truth.parquet").slice(0, 300).to_pylist()
+             if t["dup_group"] is None and t["category"] != "repeated_caption"]
+    wrong = [(t["category"], t["fate"], rejects.get(sample_key(t["url"]), KEEP)) for t in truth
+             if rejects.get(sample_key(t["url"]), KEEP) != t["fate"]]
+    assert wrong == []
+    total = 0
+    for shard in manifest["shards"]:
+        data = storage.read_bytes(f"{s3_env}/datasets/e2e/{shard['path']}")
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            total += len(tar.getnames()) // 3
+    assert total == manifest["samples"] == manifest["funnel"]["kept"]
+    assert not storage.exists(f"{s3_env}/datasets/e2e/.work/v1/config.json")

@@ -1,0 +1,240 @@
+"""Unit tests of the text stage with the real models (fastText, WordNet, spaCy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from catalog.config import ConfigError, load_config
+from pipelines.filters import FILTERS, TextChain, TextFilterConfig, caption_repeat_key, normalize_caption
+from pipelines.filters.language import EnglishWords, LowEnglishRatio, NotEnglish, lid_text
+from pipelines.filters.person import PersonNameSubstituter
+from pipelines.filters.pos import SinglePos
+from pipelines.filters.text import EmptyCaption, MeaninglessCaption, SensitiveWords
+from catalog.reasons import REASONS
+
+
+def verdicts(chain: TextChain, captions: list[str]) -> list[str | None]:
+    return [r["reason"] for r in chain.run([{"caption": c} for c in captions])]
+
+
+# ------------------------------------------------------------------ cleaning
+
+
+def test_normalize_removes_control_characters_and_collapses_whitespace():
+    assert normalize_caption("a\x00 dog\u200b on\tthe \n\r beach\x1b  ") == "a dog on the beach"
+    assert normalize_caption("\ufeffa cat") == "a cat"
+
+
+def test_normalize_strips_html_tags_and_unescapes_entities():
+    assert normalize_caption("<p>A <b>dog</b> &amp; a cat</p>") == "A dog & a cat"
+    assert normalize_caption('<a href="http://x.y/z">two birds</a><br/>') == "two birds"
+    assert normalize_caption("<script>alert(1)</script>a tree<!-- c -->") == "a tree"
+    # not tags: kept as text
+    assert normalize_caption("I <3 my dog") == "I <3 my dog"
+    assert normalize_caption("x<y and y>z") == "x<y and y>z"
+
+
+def test_normalize_fixes_mojibake_and_handles_missing():
+    assert normalize_caption("cafÃ© on the corner") == "café on the corner"
+    assert normalize_caption(None) == ""
+    assert normalize_caption(float("nan")) == ""
+    assert normalize_caption("   ") == ""
+
+
+def test_normalize_truncates_long_captions_at_a_word_boundary():
+    long = "word " * 500
+    out = normalize_caption(long, max_chars=100)
+    assert len(out) <= 100 and out.endswith("word") and "  " not in out
+    assert normalize_caption("x" * 300, max_chars=50) == "x" * 50
+    assert normalize_caption("a dog", max_chars=100) == "a dog"
+
+
+def test_repeat_key_ignores_case_and_whitespace():
+    assert caption_repeat_key("A  Dog ") == caption_repeat_key("a dog")
+    assert caption_repeat_key("a dog") != caption_repeat_key("a cat")
+    assert len(caption_repeat_key("a dog")) == 40
+
+
+# ------------------------------------------------------------------ single filters
+
+
+def test_registry_names_match_reasons():
+    for name in ("empty_caption", "meaningless_caption", "not_english", "low_english_ratio", "single_pos", "sensitive"):
+        cls = FILTERS.get(name)
+        assert cls.reason == name and name in REASONS
+
+
+def test_empty_caption():
+    f = EmptyCaption()
+    assert f.keep({"caption": ""}) == (False, "empty_caption")
+    assert f.keep({"caption": "a dog"}) is True
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "IMG_0042.JPG", "DSC01234.jpg", "img_0.jpg", "PXL_20230101_123456.jpg", "PXL_20230101_123456",
+        "DSCN0042", "DCIM/100CANON/IMG_0001.JPG", "DCIM", "my holiday photo.png", "https://example.com/a.jpg",
+        "www.example.com", "http://a.b/c http://d.e/f", "12345", "2023-01-01 12:00", "!!! ???", "#1",
+    ],
+)
+def test_meaningless_caption_rejects(caption):
+    assert MeaninglessCaption().keep({"caption": caption}) == (False, "meaningless_caption")
+
+
+@pytest.mark.parametrize(
+    "caption",
+    ["a red circle", "a dog photographed at www.example.com by the sea", "Image of a cat", "3 dogs on a sofa", "P is for pizza"],
+)
+def test_meaningless_caption_keeps(caption):
+    assert MeaninglessCaption().keep({"caption": caption}) is True
+
+
+def test_sensitive_matches_whole_words_case_insensitively():
+    f = SensitiveWords(TextFilterConfig(sensitive_words=["gore", "adult content"]))
+    assert f.keep({"caption": "GORE scene"}) == (False, "sensitive")
+    assert f.keep({"caption": "this is Adult  Content here"}) == (False, "sensitive")
+    assert f.keep({"caption": "Al Gore's dog"}) == (False, "sensitive")
+    assert f.keep({"caption": "a gorge in the mountains"}) is True
+    assert f.keep({"caption": "an adult and a child"}) is True
+    assert SensitiveWords(TextFilterConfig(sensitive_words=[])).keep({"caption": "porn"}) is True
+    assert SensitiveWords().keep({"caption": "a porn still"}) == (False, "sensitive")
+    assert SensitiveWords().keep({"caption": "a man from Essex"}) is True
+
+
+def test_not_english_writes_lang_and_score(chain):
+    f = NotEnglish(words=EnglishWords())
+    f.setup()
+    row = {"caption": "ein kleiner roter Kreis über einem blauen Quadrat"}
+    assert f.keep(row) == (False, "not_english")
+    assert row["lang"] == "de" and row["lang_score"] > 0.9
+    row = {"caption": "a red circle"}  # fastText: en 0.20 — kept
+    assert f.keep(row) is True
+    assert row["lang"] == "en" and 0 < row["lang_score"] < 0.5
+    row = {"caption": "A girl rides a horse ."}  # fastText's top label is es, English is second
+    assert f.keep(row) is True and row["lang"] == "en"
+    row = {"caption": "a yellow heart"}  # fastText unsure of everything: nl 0.09, fr 0.08, de 0.07
+    assert f.keep(row) is True and row["lang"] == "en"
+    row = {"caption": "dos astres grocs."}  # Catalan, but fastText's top label is en 0.33
+    assert f.keep(row) == (False, "not_english")
+    row = {"caption": "a black star."}  # "star." is an unseen token to fastText: pt 0.41 unless split off
+    assert f.keep(row) is True and row["lang"] == "en"
+    row = {"caption": "A purple heart above a black circle"}  # de 0.29, en < 0.08, but every word is English
+    assert f.keep(row) is True and row["lang"] == "en"
+    assert lid_text("“A purple diamond”, drawn.") == "“ A purple diamond ”, drawn ."
+
+
+def test_low_english_ratio_writes_ratio(chain):
+    f = LowEnglishRatio()
+    f.setup()
+    row = {"caption": "the dog xqzv blorf wuggle"}
+    assert f.keep(row) == (False, "low_english_ratio")
+    assert row["english_ratio"] == pytest.approx(0.4)
+    row = {"caption": "the geese swam across the lakes"}  # morphy on the misses
+    assert f.keep(row) is True and row["english_ratio"] == 1.0
+    row = {"caption": "Maria Lopez holding a red star"}  # names do not count against English
+    assert f.keep(row) is True
+    threshold = LowEnglishRatio(TextFilterConfig(english_ratio_min=0.3))
+    threshold.setup()
+    assert threshold.keep({"caption": "the dog xqzv blorf wuggle"}) is True
+
+
+def test_single_pos(chain):
+    f = SinglePos()
+    rows = [{"caption": c} for c in ("red blue green", "dog cat bird", "circle square star", "big small tall",
+                                     "a red circle", "Sunset beach", "dog", "Man scales rock .")]
+    assert f.keep_batch(rows) == [(False, "single_pos")] * 4 + [True, (False, "single_pos"), True, True]
+    assert SinglePos(TextFilterConfig(single_pos_min_words=3)).keep({"caption": "Sunset beach"}) is True
+    # the tagger guesses VERB/ADV in lists ("triangles" VBZ, "stars" VBP, "pink" ADV, "round" VB)
+    lists = ["hexagons triangles", "squares diamonds crosses", "hearts stars triangles", "stars circles hearts",
+             "black pink green", "round large simple small"]
+    assert f.keep_batch([{"caption": c} for c in lists]) == [(False, "single_pos")] * len(lists)
+    # a verb that agrees with the noun before it, or a participle, is still a verb
+    sentences = ["dog runs", "dogs run", "girl smiles", "man running", "two blue squares", "share more free pictures"]
+    assert f.keep_batch([{"caption": c} for c in sentences]) == [True] * len(sentences)
+
+
+def test_person_substitution(chain):
+    p = PersonNameSubstituter()
+    out = p.substitute_batch([
+        "Maria Lopez holding a red star",
+        "a red circle next to John Smith",
+        "Tom holding a cup",
+        "A Corgi runs on the beach",
+        "A man with a Mohawk",
+        "a small red circle above a blue square",
+        "Kenji Walker painted a small yellow triangle",  # NER calls it ORG
+        "Priya Schmidt painted a purple triangle",  # NER's PERSON span is "Schmidt" only
+    ])
+    assert out == [
+        ("<person> holding a red star", True),
+        ("a red circle next to <person>", True),
+        ("<person> holding a cup", True),
+        ("A Corgi runs on the beach", False),
+        ("A man with a Mohawk", False),
+        ("a small red circle above a blue square", False),
+        ("<person> painted a small yellow triangle", True),
+        ("<person> painted a purple triangle", True),
+    ]
+    assert not p.gate("a dog on the beach") and p.gate("Maria Lopez holding a red star") and p.gate("a dog and Rex")
+    custom = PersonNameSubstituter(TextFilterConfig(person_placeholder="[NAME]"))
+    assert custom.substitute_batch(["Maria Lopez holding a red star"]) == [("[NAME] holding a red star", True)]
+
+
+# ------------------------------------------------------------------ the chain
+
+
+def test_chain_first_failing_reason_in_check_order(chain):
+    captions = [
+        "   ", "IMG_0042.JPG", "un pequeño círculo rojo encima de un cuadrado azul", "a dog and a cat with a xqzv blorf",
+        "red blue green", "a porn video still", "a small red circle above a blue square",
+    ]
+    assert verdicts(chain, captions) == [
+        "empty_caption", "meaningless_caption", "not_english", "low_english_ratio", "single_pos", "sensitive", None,
+    ]
+
+
+def test_chain_rows_keep_fields_and_blank_rejected_captions(chain):
+    out = chain.run([
+        {"key": "k1", "url": "http://x/1.jpg", "caption": "  <b>Maria Lopez</b> holding a red star "},
+        {"key": "k2", "url": "http://x/2.jpg", "caption": "Maria Lopez sostiene una estrella roja grande"},
+    ])
+    kept, rejected = out
+    assert kept == {
+        "key": "k1", "url": "http://x/1.jpg", "caption": "<person> holding a red star", "reason": None,
+        "lang": "en", "lang_score": kept["lang_score"], "english_ratio": 1.0, "person_substituted": True,
+    }
+    assert rejected["reason"] == "not_english" and rejected["caption"] == "" and rejected["person_substituted"] is False
+    assert math.isnan(rejected["english_ratio"])
+
+
+def test_chain_respects_enabled_filters():
+    c = TextChain(TextFilterConfig(filters=["empty_caption"], person_substitution=False))
+    assert [r["reason"] for r in c.run([{"caption": ""}, {"caption": "IMG_0042.JPG"}])] == ["empty_caption", None]
+
+
+def test_chain_numpy_batch_form(chain):
+    batch = {"key": np.array(["a", "b"], dtype=object), "caption": np.array(["Tom holding a cup", "DSC01234.jpg"], dtype=object)}
+    out = chain(batch)
+    assert list(out["caption"]) == ["<person> holding a cup", ""]
+    assert list(out["reason"]) == ["", "meaningless_caption"]
+    assert list(out["key"]) == ["a", "b"] and out["person_substituted"].tolist() == [True, False]
+
+
+def test_chain_error_names_the_row_without_the_caption(chain):
+    with pytest.raises(KeyError, match="row 1 \\(key 'k2'\\) has no 'caption'"):
+        chain.run([{"key": "k1", "caption": "a dog"}, {"key": "k2", "text": "Maria Lopez"}])
+
+
+def test_config_section_validates(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_text("filters: [empty_caption, not_english]\nenglish_ratio_min: 0.7\n")
+    cfg = load_config(TextFilterConfig, path)
+    assert cfg.filters == ["empty_caption", "not_english"] and cfg.english_ratio_min == 0.7
+    with pytest.raises(ConfigError, match="allowed values: empty_caption"):
+        load_config(TextFilterConfig, path, ["filters=[no_such_filter]"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(TextFilterConfig, None, ["lid_treshold=0.5"])

@@ -1,0 +1,1 @@
+"""Helpers shared by the test packages (shards, manifests, servers); importable as `support.*`."""
