@@ -21,6 +21,8 @@ asset and the fix.
 
 from __future__ import annotations
 
+from catalog.errors import UserError
+
 import functools
 import gzip
 import os
@@ -60,7 +62,7 @@ _WORDNET_PACKAGE = {"index.sense": "wordnet-sense-index"}
 CLIP_VOCAB_SIZE = 49408
 
 
-class AssetMissing(RuntimeError):
+class AssetMissing(UserError, RuntimeError):
     """An offline asset is absent or unusable; the message names the asset and the fix."""
 
 

@@ -2,8 +2,10 @@
 
 Each command lives in its own module exposing `add_parser(subparsers)` (adds one
 sub-command) and `main(args) -> int | None`. A package's `__main__` lists its command
-modules; this module builds the argparse tree and turns config errors into one clear
-line and a non-zero exit.
+modules; this module builds the argparse tree, adds `--verbose` (Ray's and the libraries'
+logs live on the console instead of in the job's log file, see `catalog.console`), and
+turns an error the user caused (`catalog.errors.UserError`) into one `error: ...` line and
+exit status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import importlib
 import sys
 from typing import Sequence
 
-from catalog.config import ConfigError
+from catalog import console
+from catalog.errors import UserError
 
 
 def build_parser(prog: str, description: str, modules: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show Ray's and the libraries' logs live instead of writing them to the job's log file")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in modules:
         module = importlib.import_module(name)
@@ -28,11 +33,19 @@ def build_parser(prog: str, description: str, modules: Sequence[str]) -> argpars
     return parser
 
 
-def run(prog: str, description: str, modules: Sequence[str], argv: Sequence[str] | None = None) -> int:
-    args = build_parser(prog, description, modules).parse_args(argv)
+def run_parsed(args: argparse.Namespace) -> int:
+    """Run the chosen command; a UserError becomes one line on stderr and exit status 2."""
+    console.set_verbose(getattr(args, "verbose", False))
     try:
         code = args._main(args)
-    except ConfigError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return int(code or 0)
+
+
+def run(prog: str, description: str, modules: Sequence[str], argv: Sequence[str] | None = None) -> int:
+    return run_parsed(build_parser(prog, description, modules).parse_args(argv))

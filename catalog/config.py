@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from catalog.errors import UserError
+
 C = TypeVar("C", bound="Config")
 
 
@@ -29,7 +31,7 @@ class Config(BaseModel):
         return self.model_dump(mode="json")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is invalid; the message names file and key."""
 
 

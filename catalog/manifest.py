@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from catalog.errors import UserError
+
 from typing import Any
 
 FORMAT = "lipforge.manifest/1"
@@ -13,7 +15,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 _SHARD_FIELDS: dict[str, type] = {"path": str, "samples": int, "bytes": int, "sha256": str}
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest is not valid lipforge.manifest/1; the message names the file and field."""
 
 

@@ -9,6 +9,8 @@ offset index of a shard costs its header reads, not a copy of the shard.
 
 from __future__ import annotations
 
+from catalog.errors import UserError
+
 import hashlib
 import io
 import os
@@ -36,7 +38,7 @@ class Member:
     size: int
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
     """A shard is missing, unreadable or not laid out as WebDataset samples."""
 
 

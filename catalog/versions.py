@@ -9,8 +9,13 @@ import re
 from typing import Any
 
 from catalog import storage
+from catalog.errors import UserError
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
+
+
+class VersionNotFound(UserError, LookupError):
+    """A dataset or version does not exist (complete) under a root; the message says what does."""
 
 
 def version_numbers(root: str, dataset: str) -> list[int]:
@@ -28,10 +33,10 @@ def parse_ref(ref: str) -> tuple[str, str]:
     """'demo@3' -> ('demo', '3'); 'demo' or 'demo@latest' -> ('demo', 'latest')."""
     name, _, ver = ref.partition("@")
     if not name:
-        raise ValueError(f"dataset reference {ref!r}: expected NAME[@VERSION], e.g. demo@3 or demo@latest")
+        raise VersionNotFound(f"dataset reference {ref!r}: expected NAME[@VERSION], e.g. demo@3 or demo@latest")
     ver = ver or "latest"
     if ver != "latest" and not ver.lstrip("v").isdigit():
-        raise ValueError(f"dataset reference {ref!r}: version must be a number or 'latest'")
+        raise VersionNotFound(f"dataset reference {ref!r}: version must be a number or 'latest'")
     return name, ver.lstrip("v")
 
 
@@ -40,11 +45,11 @@ def resolve(root: str, ref: str) -> tuple[str, int]:
     name, ver = parse_ref(ref)
     versions = version_numbers(root, name)
     if not versions:
-        raise LookupError(f"dataset {name!r}: no complete version under {root}")
+        raise VersionNotFound(f"dataset {name!r}: no complete version under {root}")
     if ver == "latest":
         return name, versions[-1]
     if int(ver) not in versions:
-        raise LookupError(f"dataset {name!r}: no complete version {ver} under {root} (have {versions})")
+        raise VersionNotFound(f"dataset {name!r}: no complete version {ver} under {root} (have {versions})")
     return name, int(ver)
 
 

@@ -18,10 +18,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from catalog import storage
+from catalog.errors import UserError
 from pipelines.stages.config import SourceConfig
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """The URL list is unusable; the message names the file and the column or line."""
 
 
