@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Any, Iterator
 
 from tqdm import tqdm
@@ -77,3 +78,14 @@ def captured(log_path: str) -> Iterator[str | None]:
         os.dup2(saved_fd, 2)
         os.close(saved_fd)
         log_file.close()
+
+
+def job_log_path(root: str, dataset: str, job: str) -> str:
+    """Where a job's full log goes: `{root}/{dataset}/logs/{job}-{time}.log` for a local root,
+    `./logs/{dataset}/{job}-{time}.log` when the root is remote (s3://)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if "://" in str(root) and not str(root).startswith("file://"):
+        base = os.path.join("logs", dataset)
+    else:
+        base = os.path.join(str(root).removeprefix("file://"), dataset, "logs")
+    return os.path.abspath(os.path.join(base, f"{job}-{stamp}.log"))

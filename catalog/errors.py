@@ -11,3 +11,10 @@ from __future__ import annotations
 
 class UserError(Exception):
     """An error the user can fix; its message says what is wrong and where."""
+
+
+class NotFound(UserError, LookupError):
+    """A named thing (dataset, version, sample, component) does not exist; the message lists what does."""
+
+    def __str__(self) -> str:  # KeyError/LookupError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -22,7 +22,7 @@ from contextlib import closing
 from typing import Any
 
 from catalog.manifest import ManifestError, check_manifest
-from catalog.versions import parse_ref
+from catalog.versions import VersionNotFound, parse_ref
 from catalog import assets, storage
 
 INDEX_FORMAT = "lipforge.catalog-index/1"
@@ -171,25 +171,25 @@ class CatalogIndex:
         if ver != "latest" and int(ver) not in have:
             for row in bad:
                 if row["version"] == int(ver):
-                    raise LookupError(row["error"])
+                    raise VersionNotFound(row["error"])
         if not have:
-            raise LookupError(f"dataset {name!r}: no complete version under {self.root}" + (f" (known: {', '.join(self.datasets())})" if self.datasets() else ""))
+            raise VersionNotFound(f"dataset {name!r}: no complete version under {self.root}" + (f" (known: {', '.join(self.datasets())})" if self.datasets() else ""))
         if ver == "latest":
             return name, have[-1]
         if int(ver) not in have:
-            raise LookupError(f"dataset {name!r}: no complete version {ver} under {self.root} (have {have})")
+            raise VersionNotFound(f"dataset {name!r}: no complete version {ver} under {self.root} (have {have})")
         return name, int(ver)
 
     def manifest(self, dataset: str, version: int) -> dict[str, Any]:
         rows = self._rows("SELECT manifest FROM versions WHERE dataset = ? AND version = ?", (dataset, version))
         if not rows:
-            raise LookupError(f"{dataset}@{version}: not in the catalog under {self.root}")
+            raise VersionNotFound(f"{dataset}@{version}: not in the catalog under {self.root}")
         return json.loads(rows[0]["manifest"])
 
     def manifest_samples(self, dataset: str, version: int) -> int:
         rows = self._rows("SELECT samples FROM versions WHERE dataset = ? AND version = ?", (dataset, version))
         if not rows:
-            raise LookupError(f"{dataset}@{version}: not in the catalog under {self.root}")
+            raise VersionNotFound(f"{dataset}@{version}: not in the catalog under {self.root}")
         return rows[0]["samples"]
 
     def shard_for(self, dataset: str, version: int, position: int) -> dict[str, Any] | None:

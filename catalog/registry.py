@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
+from catalog.errors import NotFound
+
 T = TypeVar("T")
+
+
+class UnknownName(NotFound, KeyError):
+    """No component is registered under the name (the message lists the known names)."""
 
 
 class Registry(Generic[T]):
@@ -27,7 +33,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}") from None
+            raise UnknownName(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -9,12 +9,12 @@ import re
 from typing import Any
 
 from catalog import storage
-from catalog.errors import UserError
+from catalog.errors import NotFound
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 
-class VersionNotFound(UserError, LookupError):
+class VersionNotFound(NotFound):
     """A dataset or version does not exist (complete) under a root; the message says what does."""
 
 

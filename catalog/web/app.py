@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from catalog.store import Catalog
 from catalog.web import pages
 from catalog import storage
+from catalog.errors import UserError
 
 TOKEN_COOKIE = "lipforge_catalog_token"
 PER_PAGE = 24
@@ -35,7 +36,7 @@ _HEADERS = {
 }
 
 
-class TokenRequired(ValueError):
+class TokenRequired(UserError, ValueError):
     """Binding off loopback without a token."""
 
 

@@ -1,17 +1,15 @@
 """CLI: `build CONFIG.yaml [--set k=v ...]`, and the debugging stages `filter` and `download`.
 
-Wire into `python -m pipelines` by listing "pipelines.stages.cli" in pipelines/__main__.py.
+Listed in pipelines/__main__.py; errors the user caused print as one line (catalog.cli).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.pipeline import run_build
-from pipelines.stages.source import SourceError
 from catalog.config import load_config
 
 _HELP = {
@@ -30,9 +28,5 @@ def add_parser(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(BuildConfig, args.config, args.overrides)
-    try:
-        run_build(cfg, stop_after=None if args.command == "build" else args.command)
-    except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    run_build(cfg, stop_after=None if args.command == "build" else args.command)
     return 0

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog import storage
+from catalog import console, storage
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.dedup import count_dedup, run_dedup
 from pipelines.stages.download import count_download, run_download
@@ -29,6 +29,7 @@ from pipelines.stages.shard import run_shards
 from pipelines.stages.source import read_source
 from pipelines.stages.text import count_text, run_text
 from pipelines.stages.workdir import WorkDir, open_workdir
+from pipelines.views.job import augment_version
 
 
 def passed(table: pa.Table) -> pa.Table:
@@ -64,9 +65,11 @@ def run_build(
     """
     source = read_source(cfg.source)  # bad input fails here, before Ray or any write
     config = cfg.to_dict()
-    with ray_session(cfg.ray) as cpus:
+    log_path = console.job_log_path(cfg.root, cfg.dataset, "build")
+    with ray_session(cfg.ray, log_path) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, config, log)
         log(f"build: {cfg.dataset} v{wd.version} from {source.uri} ({source.table.num_rows} rows, {cpus} CPUs)")
+        log(f"build: full log in {console.current_log() or 'the console (--verbose)'}")
         clock = _Clock(timings if timings is not None else {})
         done = run_stages(source.table, cfg, wd, cpus, log, stop_after, clock)
         if done is None:
@@ -92,8 +95,6 @@ def finish(cfg: BuildConfig, wd: WorkDir, f: dict[str, Any], manifest: dict[str,
     log(summary_table(f))
     log(f"build: published {wd.out} ({manifest['samples']} samples in {len(manifest['shards'])} shards)")
     if cfg.augment is not None:
-        from pipelines.views.job import augment_version
-
         with (clock or _Clock({}))("augment"):
             views = augment_version(cfg.root, cfg.dataset, wd.version, cfg.augment)
         log(f"build: published views {cfg.dataset}@{views} (parent {cfg.dataset}@{wd.version})")

@@ -19,25 +19,23 @@ With an `augment:` section the new version's view version follows, as after a bu
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog import versions
-from catalog import storage
+from catalog import console, storage, versions
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.funnel import ConservationError, check_rows, funnel
 from pipelines.stages.outputs import IMAGE_COLUMNS, KEPT_COLUMNS, REJECT_COLUMNS, write_version
 from pipelines.stages.pipeline import finish, run_stages
 from catalog.raysession import ray_session
-from pipelines.stages.source import SourceError, read_source
+from pipelines.stages.source import read_source
 from catalog.parquet import read_parquet
 from pipelines.stages.text import repeat_counts
 from pipelines.stages.workdir import open_workdir
-from catalog.config import ConfigError, apply_overrides, load_config, validate
+from catalog.config import apply_overrides, load_config, validate
 from catalog.keys import sample_key
 from catalog.reasons import REASONS
 
@@ -49,7 +47,7 @@ def latest_build_version(root: str, dataset: str) -> tuple[int, dict[str, Any]]:
         views = manifest.get("schema", {}).get("views", {})
         if "source" in manifest.get("config", {}) and not any(views.values()):
             return version, manifest
-    raise LookupError(f"dataset {dataset!r}: no version built from a source list under {root}; run `build` first")
+    raise versions.VersionNotFound(f"dataset {dataset!r}: no version built from a source list under {root}; run `build` first")
 
 
 def add_funnels(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -92,9 +90,10 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
     new_rows = new_rows.set_column(0, "row", pa.array(range(n_new), pa.int64()))  # the stages number rows 0..n-1
     counts = repeat_counts(source.table.column("caption").to_pylist(), cfg.filter)
     config = cfg.to_dict()
-    with ray_session(cfg.ray) as cpus:
+    with ray_session(cfg.ray, console.job_log_path(cfg.root, cfg.dataset, "refresh")) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, {"refresh_of": ref, "config": config}, log)
         log(f"refresh: {ref} -> v{wd.version}: {n_new} new of {source.table.num_rows} rows in {source.uri} ({cpus} CPUs)")
+        log(f"refresh: full log in {console.current_log() or 'the console (--verbose)'}")
         done = run_stages(new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=old_kept.select(IMAGE_COLUMNS))
         check_rows(n_new, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
         f = add_funnels(parent["funnel"], funnel(done.counts))
@@ -133,10 +132,5 @@ def add_parser(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = refresh_config(args.name, args.root, args.config, args.overrides)
-        run_refresh(cfg)
-    except (SourceError, LookupError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    run_refresh(refresh_config(args.name, args.root, args.config, args.overrides))
     return 0

@@ -15,8 +15,10 @@ import random
 from typing import Any
 
 import pyarrow as pa
+import ray
 import pyarrow.compute as pc
 
+from catalog.console import progress
 from catalog.shards import write_shard
 from catalog import storage
 from pipelines.stages.config import ShardConfig
@@ -72,8 +74,6 @@ def _write_shard(path: str, samples: pa.Table) -> dict[str, Any]:
 
 def run_shards(kept: pa.Table, cfg: ShardConfig, wd: WorkDir) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Write pending shards; return `kept` in shard order with a `shard` column, and the shard list."""
-    import ray
-    from tqdm import tqdm
 
     kept = kept.take(shard_order(kept.column("key").to_pylist(), cfg.seed))
     n = cfg.samples_per_shard
@@ -85,7 +85,7 @@ def run_shards(kept: pa.Table, cfg: ShardConfig, wd: WorkDir) -> tuple[pa.Table,
         if not wd.done(f"shard-{i:06d}"):
             path = storage.join(wd.dataset_uri, names[i * n])
             pending[i] = write.remote(path, kept.slice(i * n, n))
-    with tqdm(total=len(pending), desc="shard", unit="shard") as bar:
+    with progress(total=len(pending), desc="shard", unit="shard") as bar:
         for i, ref in pending.items():
             info = ray.get(ref)
             wd.mark(f"shard-{i:06d}", {"path": names[i * n], **info})

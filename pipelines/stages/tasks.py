@@ -10,7 +10,7 @@ from typing import Callable, Hashable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
+from catalog.console import progress
 
 
 def finish_tasks(
@@ -23,7 +23,7 @@ def finish_tasks(
     """Group `ds` rows by `task_of(batch)`; call `finish(task, rows)` once per task in `expected`."""
     buffers: dict[Hashable, list[pa.Table]] = {t: [] for t in expected}
     missing = dict(expected)
-    with tqdm(total=sum(expected.values()), desc=desc, unit="row") as bar:
+    with progress(total=sum(expected.values()), desc=desc, unit="row") as bar:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             tasks = task_of(batch)
             for task in pc.unique(tasks).to_pylist():

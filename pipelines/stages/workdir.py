@@ -9,23 +9,11 @@ unfinished version; with a different config the stale work folder is discarded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from catalog import storage
-
-_VERSION = re.compile(r"^v(\d+)$")
-
-
-def complete_versions(dataset_uri: str) -> list[int]:
-    """Versions under `dataset_uri` that have a manifest.json (readers see only these)."""
-    out = []
-    for name in storage.listdir(dataset_uri):
-        m = _VERSION.match(name)
-        if m and storage.exists(storage.join(dataset_uri, name, "manifest.json")):
-            out.append(int(m.group(1)))
-    return sorted(out)
+from catalog.versions import version_numbers
 
 
 @dataclass(frozen=True)
@@ -57,9 +45,8 @@ class WorkDir:
 
 def open_workdir(root: str, dataset: str, config: dict[str, Any], log=print) -> WorkDir:
     """The version to build: resume `.work/v{N}` when its config matches, else start it fresh."""
-    dataset_uri = storage.join(root, dataset)
-    versions = complete_versions(dataset_uri)
-    wd = WorkDir(dataset_uri, (versions[-1] if versions else 0) + 1)
+    versions = version_numbers(root, dataset)
+    wd = WorkDir(storage.join(root, dataset), (versions[-1] if versions else 0) + 1)
     cfg_uri = wd.path("config.json")
     if storage.exists(cfg_uri):
         if storage.read_json(cfg_uri) == config:
