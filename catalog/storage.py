@@ -3,7 +3,9 @@
 Writes are atomic: local files go to a temporary name in the same directory and are
 renamed into place; S3 objects are uploaded whole (an object exists only once its upload
 completed). The S3 endpoint comes from the standard `AWS_ENDPOINT_URL` variable, so tests
-point it at moto's server on 127.0.0.1.
+point it at moto's server on 127.0.0.1 (`s3_endpoint()` is the one lookup, also used for
+Ray Train's checkpoint storage). An s3:// root that cannot be reached (no server, bad
+credentials, no such bucket) raises `StorageError`, a UserError naming the URI.
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ from typing import Any, BinaryIO
 
 import fsspec
 
+from catalog.errors import UserError
+
+_S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3}}
+
+
+class StorageError(UserError, OSError):
+    """A remote location cannot be reached or read (the message names the URI and the cause)."""
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint override: `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (None: AWS itself)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
 
 def is_remote(uri: str) -> bool:
     return "://" in str(uri) and not str(uri).startswith("file://")
@@ -25,11 +40,30 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem for `uri` and the path inside it."""
     uri = str(uri)
     if uri.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-        opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+        endpoint = s3_endpoint()
+        opts: dict[str, Any] = {"config_kwargs": _S3_CONFIG}
+        if endpoint:
+            opts["client_kwargs"] = {"endpoint_url": endpoint}
         return fsspec.filesystem("s3", skip_instance_cache=False, **opts), uri[len("s3://") :]
     fs, path = fsspec.core.url_to_fs(uri)
     return fs, path
+
+
+def check_reachable(uri: str) -> None:
+    """Fail early, before any work, when a remote `uri` cannot be reached (StorageError)."""
+    if not is_remote(uri):
+        return
+    fs, path = filesystem(uri)
+    bucket = path.split("/", 1)[0]
+    try:
+        fs.call_s3("head_bucket", Bucket=bucket)
+    except FileNotFoundError:
+        raise StorageError(f"{uri}: bucket {bucket!r} does not exist") from None
+    except PermissionError:
+        raise StorageError(f"{uri}: access to bucket {bucket!r} denied with these credentials") from None
+    except Exception as exc:  # noqa: BLE001 - botocore/aiohttp/OSError: whatever the transport raises
+        where = s3_endpoint() or "AWS"
+        raise StorageError(f"{uri}: cannot reach the object store at {where} ({type(exc).__name__}: {exc})") from None
 
 
 def join(uri: str, *parts: str) -> str:

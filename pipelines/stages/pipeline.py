@@ -64,6 +64,7 @@ def run_build(
     given, receives the wall seconds of each stage.
     """
     source = read_source(cfg.source)  # bad input fails here, before Ray or any write
+    storage.check_reachable(cfg.root)
     config = cfg.to_dict()
     log_path = console.job_log_path(cfg.root, cfg.dataset, "build")
     with ray_session(cfg.ray, log_path) as cpus:

@@ -52,6 +52,7 @@ def read_source(cfg: SourceConfig) -> Source:
     """Read `cfg.urls` into a (row, url, caption) table or raise SourceError."""
     uri = cfg.urls
     fmt = detect_format(cfg)
+    storage.check_reachable(uri)
     try:
         data = storage.read_bytes(uri)
     except FileNotFoundError:
