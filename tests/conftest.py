@@ -11,3 +11,10 @@ def chain() -> TextChain:
     c = TextChain()
     c.setup()
     return c
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/e2e/ (real Ray, HTTP servers, Chromium, subprocess clusters) is `slow`."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.slow)

@@ -1,0 +1,76 @@
+"""The demo build is byte-identical to the one recorded before the architecture change.
+
+`configs/demo.yaml` over the 2,000-row sample web corpus (seed 0) served at the demo's
+address, http://127.0.0.1:8765 (sample keys hash the URL, so the port is part of the data):
+the clean version's shard, the view version's shard, the funnel and the rejects must equal
+the values recorded with the code before the move (2026-12-01, this machine's pinned
+libraries). A change that alters any decision, member or byte of the output fails here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from catalog.config import load_config
+from pipelines.sampleweb.corpus import generate
+from pipelines.stages.config import BuildConfig
+from pipelines.stages.pipeline import run_build
+from pipelines.webserver import CorpusServer
+
+REPO = Path(__file__).resolve().parents[2]
+PORT = 8765
+SHARDS = {
+    1: [("v1/shards/shard-000000.tar", 1627, "950b6664b1b95368d83b093f8589f7c02e32d25d8c6c3c0bb89b77d8bacf7fab")],
+    2: [("v2/shards/shard-000000.tar", 1627, "73fc9e0852fb50c5810f0a75968469c757f1d7329809c97e22ed749dd462ade3")],
+}
+REJECTS_SHA256 = "29d7d57e901f16e61526aa56d0ed24abdebc8209213381331437301c785128cb"  # sha256 of the rejects rows as sorted-key JSON
+FUNNEL = json.loads('{"in": 2000, "kept": 1627, "rejected": {"aspect_ratio": 17, "download_failed": 33, "duplicate_image": 29, "empty_caption": 22, "image_too_small": 20, "meaningless_caption": 50, "not_an_image": 26, "not_english": 137, "repeated_caption": 14, "single_pos": 17, "too_many_pixels": 8}, "stages": [{"in": 2000, "kept": 2000, "rejected": {}, "stage": "source"}, {"in": 2000, "kept": 1760, "rejected": {"empty_caption": 22, "meaningless_caption": 50, "not_english": 137, "repeated_caption": 14, "single_pos": 17}, "stage": "text"}, {"in": 1760, "kept": 1656, "rejected": {"aspect_ratio": 17, "download_failed": 33, "image_too_small": 20, "not_an_image": 26, "too_many_pixels": 8}, "stage": "download"}, {"in": 1656, "kept": 1656, "rejected": {}, "stage": "image"}, {"in": 1656, "kept": 1627, "rejected": {"duplicate_image": 29}, "stage": "dedup"}, {"in": 1627, "kept": 1627, "rejected": {}, "stage": "shard"}]}')
+VIEW_SCHEMA = {"keys": ["bt.cat.txt", "bt.spa.txt", "eda0.txt", "eda1.txt", "g0.jpg", "g1.jpg", "jpg", "json", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg", "txt"], "views": {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg"], "text": ["bt.cat.txt", "bt.spa.txt", "eda0.txt", "eda1.txt"]}}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    if not _port_free(PORT):
+        pytest.fail(f"127.0.0.1:{PORT} is in use; the recorded demo corpus is served there (stop `make demo`'s server)")
+    tmp = tmp_path_factory.mktemp("demo")
+    corpus = tmp / "sampleweb"
+    generate(corpus, n=2000, seed=0, base_url=f"http://127.0.0.1:{PORT}")
+    cfg = load_config(BuildConfig, REPO / "configs" / "demo.yaml", [f"root={tmp / 'data'}", f"source.urls={corpus / 'urls.parquet'}"])
+    with CorpusServer(corpus, port=PORT):
+        run_build(cfg, log=lambda line: None)
+    return tmp / "data" / "demo"
+
+
+def _manifest(dataset: Path, version: int) -> dict:
+    return json.loads((dataset / f"v{version}" / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_shards_are_byte_identical(demo, version):
+    got = [(s["path"], s["samples"], s["sha256"]) for s in _manifest(demo, version)["shards"]]
+    assert got == SHARDS[version]
+    for path, _, sha in got:  # the manifest's hash is the file's
+        assert hashlib.sha256((demo / path).read_bytes()).hexdigest() == sha
+
+
+def test_funnel_and_rejects_unchanged(demo):
+    for version in (1, 2):
+        assert _manifest(demo, version)["funnel"] == FUNNEL
+        rows = pq.read_table(demo / f"v{version}" / "rejects.parquet").to_pylist()
+        assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest() == REJECTS_SHA256
+
+
+def test_view_members_reach_the_schema(demo):
+    assert _manifest(demo, 1)["schema"] == {"keys": ["jpg", "json", "txt"], "views": {"image": [], "text": []}}
+    assert _manifest(demo, 2)["schema"] == VIEW_SCHEMA
