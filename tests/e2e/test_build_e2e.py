@@ -1,4 +1,4 @@
-"""End to end: the sample web corpus served on 127.0.0.1, a real local Ray, img2dataset, B's filters.
+"""End to end: the sample web corpus served on 127.0.0.1, a real local Ray, img2dataset, the filter chain.
 
 One module-scoped build is shared by the truth, accounting, shard-format and privacy tests;
 the resume test kills a second build (a real subprocess, SIGKILL) and compares its re-run
@@ -88,7 +88,7 @@ TEXT_REASONS = {"empty_caption", "meaningless_caption", "not_english", "low_engl
 
 
 def test_download_image_dedup_outcomes_match_truth(corpus, built):
-    """The stages after `text` (this engineer's): exact, for every row neither truth nor the text chain rejects on text."""
+    """The stages after `text`: exact, for every row neither truth nor the text chain rejects on text."""
     root, _ = built
     rejects = {r["key"]: r["reason"] for r in pq.read_table(_version_dir(root) / "rejects.parquet").to_pylist()}
     compared, wrong = 0, []

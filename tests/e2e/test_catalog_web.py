@@ -17,15 +17,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from catalog.synthetic import make_version
+from pipelines.webserver import free_port
 
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "artifacts")
 SCRIPT_CAPTION = "<script>window.__pwned = 1</script> a dog & <b>bold</b> cat"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(root: str, *extra: str) -> tuple[subprocess.Popen, int]:
