@@ -46,7 +46,10 @@ def demo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     corpus = tmp / "sampleweb"
     generate(corpus, n=2000, seed=0, base_url=f"http://127.0.0.1:{PORT}")
-    cfg = load_config(BuildConfig, REPO / "configs" / "demo.yaml", [f"root={tmp / 'data'}", f"source.urls={corpus / 'urls.parquet'}"])
+    # A fresh back-translation cache: each view's recipe records whether it came from the cache.
+    overrides = [f"root={tmp / 'data'}", f"source.urls={corpus / 'urls.parquet'}",
+                 f"augment.backtranslation.cache_dir={tmp / 'bt-cache'}"]
+    cfg = load_config(BuildConfig, REPO / "configs" / "demo.yaml", overrides)
     with CorpusServer(corpus, port=PORT):
         run_build(cfg, log=lambda line: None)
     return tmp / "data" / "demo"
