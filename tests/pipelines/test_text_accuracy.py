@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from pipelines.filters import TextChain
+from support.shared import shared_path
 
-REAL_CAPTIONS = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "flickr" / "captions_all.tsv"
 MAX_REJECT_SHARE = 0.01
 
 SHORT_ENGLISH = [
@@ -43,11 +42,8 @@ def apertium(mode: str, captions: list[str]) -> list[str]:
 
 
 def test_real_captions_rejected_at_most_one_percent(chain):
-    assert REAL_CAPTIONS.is_file(), (
-        f"{REAL_CAPTIONS} is missing: this test needs the shared real Flickr captions beside the checkout "
-        "(<repo>/../shared/realdata/flickr/captions_all.tsv)"
-    )
-    with REAL_CAPTIONS.open(encoding="utf-8", newline="") as fp:
+    real_captions = shared_path("realdata", "flickr", "captions_all.tsv")
+    with real_captions.open(encoding="utf-8", newline="") as fp:
         captions = [row["caption"] for row in csv.DictReader(fp, delimiter="\t")]
     assert len(captions) == 5000
     counts = Counter(reasons(chain, captions))
