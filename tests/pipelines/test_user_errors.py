@@ -18,6 +18,7 @@ import pytest
 from pipelines.webserver import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # each case starts the real CLI in a subprocess (a few seconds of imports each)
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
