@@ -14,12 +14,12 @@ import argparse
 import csv
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from catalog import assets
-from pipelines.filters import TextChain, TextFilterConfig, normalize_caption
-from pipelines.filters.chain import build_filters
+from pipelines.filters import FilterConfig, TextChain, normalize_caption
 from pipelines.filters.person import PersonNameSubstituter
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata" / "flickr" / "captions_all.tsv"
@@ -55,16 +55,18 @@ def main() -> None:
     assets.prepare()
     raw = load_captions(args.data)
     n = len(raw)
-    config = TextFilterConfig()
+    config = FilterConfig()
     cleaned = [normalize_caption(c, config.max_caption_chars) for c in raw]
     rows: list[tuple[str, float, str]] = []
 
     rows.append(("normalize_caption", timed(lambda: [normalize_caption(c) for c in raw], n, args.repeat), ""))
-    for f in build_filters(config):
+    for f in TextChain(config).filters:
         f.setup()
         f.keep_batch([{"caption": c} for c in cleaned[:200]])  # warm caches the way a worker would
         result: list[Any] = []
-        rate = timed(lambda f=f: result.append(f.keep_batch([{"caption": c} for c in cleaned])), n, args.repeat)
+        rate = timed(
+            lambda f=f, result=result: result.append(f.keep_batch([{"caption": c} for c in cleaned])), n, args.repeat
+        )
         rejected = sum(1 for v in result[-1] if v is not True)
         rows.append((f.name, rate, f"{rejected} rejected"))
     person = PersonNameSubstituter(config)
@@ -72,7 +74,9 @@ def main() -> None:
     gated = sum(person.gate(c) for c in cleaned)
     subs: list[Any] = []
     rate = timed(lambda: subs.append(person.substitute_batch(cleaned)), n, args.repeat)
-    rows.append(("person names (gate + NER)", rate, f"{gated} gated ({gated / n:.1%}), {sum(s[1] for s in subs[-1])} replaced"))
+    rows.append(
+        ("person names (gate + NER)", rate, f"{gated} gated ({gated / n:.1%}), {sum(s[1] for s in subs[-1])} replaced")
+    )
     chain = TextChain(config)
     chain.setup()
     out: list[Any] = []

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 # The repo root first: bench/augment.py and bench/catalog.py would shadow those packages.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.stages.download import img2dataset_limits  # noqa: E402
 from pipelines.stages.config import BuildConfig  # noqa: E402
 from pipelines.stages.pipeline import run_build  # noqa: E402
 from pipelines.sampleweb.corpus import generate  # noqa: E402
@@ -53,8 +54,8 @@ def baseline(urls: Path, out: Path, cfg: BuildConfig) -> float:
                  output_format="parquet", distributor="ray", image_size=cfg.download.image_size, resize_mode="keep_ratio",
                  resize_only_if_bigger=cfg.download.resize_only_if_bigger, encode_quality=cfg.download.encode_quality,
                  thread_count=cfg.download.thread_count, number_sample_per_shard=cfg.download.samples_per_shard,
-                 timeout=TIMEOUT, extract_exif=False, compute_hash="sha256", min_image_size=cfg.image.min_size,
-                 max_aspect_ratio=cfg.image.max_aspect_ratio, max_image_area=cfg.image.max_pixels, enable_wandb=False)
+                 timeout=TIMEOUT, extract_exif=False, compute_hash="sha256", **img2dataset_limits(cfg.filter),
+                 enable_wandb=False)
         return time.perf_counter() - start
     finally:
         ray.shutdown()

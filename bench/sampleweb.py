@@ -53,8 +53,10 @@ def main() -> None:
 
     print(f"{'one core, n=' + str(args.n):<34}{'wall s':>9}{'cpu s':>9}{'rows/s':>9}{'x floor':>9}")
     print(f"{'floor: draw + JPEG only':<34}{base_wall:>9.1f}{base_cpu:>9.1f}{args.n / base_wall:>9.0f}{1.0:>9.2f}")
-    print(f"{'sample-web generate':<34}{gen_wall:>9.1f}{gen_cpu:>9.1f}{args.n / gen_wall:>9.0f}"
-          f"{gen_wall / base_wall:>9.2f}")
+    print(
+        f"{'sample-web generate':<34}{gen_wall:>9.1f}{gen_cpu:>9.1f}{args.n / gen_wall:>9.0f}"
+        f"{gen_wall / base_wall:>9.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,21 +1,29 @@
-"""Filters: each answers keep (True) or (False, reason) for one row; see base.Filter.
+"""Filters: each answers keep (True) or (False, reason) for one row; see `base.Filter`.
 
-The text stage (cleaning, text filters, person-name substitution) is `chain.TextChain`;
-importing this package registers every text filter in `FILTERS`.
+One module per filter, registered in `FILTERS` by name; importing this package imports
+every module in it, so every built-in filter is registered. Non-filter helpers live here
+too: `clean` (caption normalisation, the repeat key), `english` (English-word lookups),
+`person` (person-name substitution), `first_names`. The build config's `filter:` section
+is `config.FilterConfig`; the text stage's per-row part is `chain.TextChain`.
 """
 
+import importlib
+import pkgutil
+
 from pipelines.filters.base import FILTERS, Filter, Verdict
-from pipelines.filters.chain import TextChain, run_text_chain
+from pipelines.filters.chain import TextChain
 from pipelines.filters.clean import caption_repeat_key, normalize_caption
-from pipelines.filters.config import TextFilterConfig
+from pipelines.filters.config import FilterConfig
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "FILTERS",
     "Filter",
-    "Verdict",
+    "FilterConfig",
     "TextChain",
-    "TextFilterConfig",
+    "Verdict",
     "caption_repeat_key",
     "normalize_caption",
-    "run_text_chain",
 ]

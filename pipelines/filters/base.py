@@ -1,14 +1,22 @@
-"""The filter contract (after datatrove's BaseFilter).
+"""The filter contract (after datatrove's BaseFilter) and the registry filters are selected from.
 
-A filter only answers whether a row is kept: `True`, or `(False, reason)` with a reason
-from `catalog.reasons.REASONS`. Counting reasons, recording rejects and choosing the
-first failing check belong to the stage that runs the filters, not to the filters.
+A filter only answers whether a row is kept: `True`, or `(False, reason)` with its
+`reason` from `catalog.reasons.REASONS`. Counting reasons, recording rejects and choosing
+the first failing check belong to the stage that runs the filters, not to the filters.
+The stage a filter runs in is its reason's stage in the vocabulary (`catalog.reasons.STAGE_OF`),
+and every stage runs its filters in the vocabulary's check order.
 
-Rows are plain dicts (Ray Data batches turn into them). Keys a filter may read:
-`key`, `url`, `caption` (already normalised by the text-cleaning step), `orig_width`,
-`orig_height`, `width`, `height`, `jpg` (bytes), and any key an earlier step added
-(e.g. `lang`, `lang_score`). A filter that computes something useful (a language score)
-may write it into the row so it ends in the sample's json.
+Adding a filter: one module in this package with a `@register`-ed subclass of `Filter`
+(its `name`, its `reason` in `catalog.reasons`, an `Options` model with its thresholds),
+then select it in the build config's `filter.checks` (docs/pipeline.md). Importing
+`pipelines.filters` imports every module of the package, which registers the built-ins.
+
+Rows are plain dicts (Ray Data batches turn into them). Keys a filter may read: text
+stage `key`, `url`, `caption` (already normalised by the text-cleaning step), and
+`repeat_count` for filters with `whole_input` set; image stage `jpg` (bytes),
+`orig_width`, `orig_height`; and any key an earlier filter added (e.g. `lang`). A filter
+that computes something useful (a language score) may write it into the row so it ends
+in the sample's json.
 
 Filters that hold a model load it in `setup()`, called once per Ray actor.
 """
@@ -17,16 +25,36 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Union
 
+from catalog.config import Config
+from catalog.reasons import STAGE_OF, check_reason, rank
 from catalog.registry import Registry
 
 Verdict = Union[bool, tuple[bool, str]]
 
 
 class Filter:
-    """One check. Subclasses set `name` and `reason` and implement `keep`."""
+    """One check. Subclasses set `name` and `reason`, define `Options`, and implement `keep`.
+
+    `settings` is the `filter:` section (`pipelines.filters.config.FilterConfig`) for the
+    keys the text stage shares (e.g. `spacy_batch_size`); most filters ignore it.
+    """
 
     name: ClassVar[str]
     reason: ClassVar[str]
+    # True: the filter answers on a count the stage makes over the whole input (the row's
+    # `repeat_count`), so the stage applies it after its per-row filters.
+    whole_input: ClassVar[bool] = False
+
+    class Options(Config):
+        """The filter's keys under `filter.checks.NAME` (none by default)."""
+
+    def __init__(self, options: Config | dict[str, Any] | None = None, settings: Any = None) -> None:
+        self.options = options if isinstance(options, self.Options) else self.Options.model_validate(options or {})
+        self.settings = settings
+
+    @classmethod
+    def stage(cls) -> str:
+        return STAGE_OF[cls.reason]
 
     def setup(self) -> None:
         """Load models or tables; called once per worker before the first batch."""
@@ -40,6 +68,19 @@ class Filter:
 
 
 FILTERS: Registry[type[Filter]] = Registry("filter")
+
+
+def register(cls: type[Filter]) -> type[Filter]:
+    """Class decorator: add `cls` to FILTERS under `cls.name` (its reason must be in the vocabulary)."""
+    check_reason(cls.reason)
+    if not (isinstance(cls.Options, type) and issubclass(cls.Options, Config)):
+        raise TypeError(f"filter {cls.name!r}: Options must subclass catalog.config.Config")
+    return FILTERS.register(cls.name)(cls)
+
+
+def check_order(names: list[str] | tuple[str, ...] | set[str]) -> list[str]:
+    """Registered filter names sorted in check order (by reason, then by name)."""
+    return sorted(names, key=lambda name: (rank(FILTERS.get(name).reason), name))
 
 
 def reject(reason: str) -> tuple[bool, str]:

@@ -1,8 +1,10 @@
-"""The text stage: clean each caption, run the text filters in check order, scrub names.
+"""The text stage's per-row part: clean each caption, run the text filters in check order, scrub names.
 
 `TextChain(config).run(rows)` is the one entry point the ingestion job calls, from a Ray
 Data actor (`map_batches(TextChain, fn_constructor_kwargs={"config": cfg}, ...)`: the
 actor's `__call__` takes a numpy/pandas-style column batch). Models load once per actor.
+The filters are the text-stage filters selected in `config.checks`
+(`FilterConfig.filters("text")`), run in `catalog.reasons` check order.
 
 Every output row is the input row plus these columns (same keys for every row, so a batch
 stays columnar):
@@ -15,8 +17,9 @@ stays columnar):
 | `english_ratio` | share of English words | as far as computed, else `nan` |
 | `person_substituted` | whether a name was replaced | `False` |
 
-The repeated-caption check (reason 7) needs a count over the whole input, so it is not
-here: count `pipelines.filters.clean.caption_repeat_key(raw_caption)` over all rows.
+Whole-input filters (`Filter.whole_input`: `repeated_caption`) need a count over every
+input row, so they are not run here: `pipelines.stages.text` counts
+`pipelines.filters.clean.caption_repeat_key(raw_caption)` over all rows and applies them.
 """
 
 from __future__ import annotations
@@ -27,39 +30,21 @@ from typing import Any
 import numpy as np
 
 from catalog import assets
-from pipelines.filters.base import Filter
 from pipelines.filters.clean import normalize_caption
-from pipelines.filters.config import TEXT_FILTER_NAMES, TextFilterConfig
-from pipelines.filters.language import EnglishWords, LowEnglishRatio, NotEnglish
+from pipelines.filters.config import FilterConfig
 from pipelines.filters.person import PersonNameSubstituter
-from pipelines.filters.pos import SinglePos
-from pipelines.filters.text import EmptyCaption, MeaninglessCaption, SensitiveWords
 
 OUTPUT_COLUMNS = ("caption", "reason", "lang", "lang_score", "english_ratio", "person_substituted")
-
-
-def build_filters(config: TextFilterConfig) -> list[Filter]:
-    """The enabled filters in `catalog.reasons` check order."""
-    words = EnglishWords()
-    make = {
-        "empty_caption": lambda: EmptyCaption(config),
-        "meaningless_caption": lambda: MeaninglessCaption(config),
-        "not_english": lambda: NotEnglish(config, words),
-        "low_english_ratio": lambda: LowEnglishRatio(config, words),
-        "single_pos": lambda: SinglePos(config),
-        "sensitive": lambda: SensitiveWords(config),
-    }
-    return [make[name]() for name in TEXT_FILTER_NAMES if name in config.filters]
 
 
 class TextChain:
     """Cleaning + text filters + person-name substitution over batches of row dicts."""
 
-    def __init__(self, config: TextFilterConfig | dict[str, Any] | None = None) -> None:
+    def __init__(self, config: FilterConfig | dict[str, Any] | None = None) -> None:
         if isinstance(config, dict):
-            config = TextFilterConfig.model_validate(config)
-        self.config = config or TextFilterConfig()
-        self.filters = build_filters(self.config)
+            config = FilterConfig.model_validate(config)
+        self.config = config or FilterConfig()
+        self.filters = [f for f in self.config.filters("text") if not f.whole_input]
         self.person = PersonNameSubstituter(self.config) if self.config.person_substitution else None
         self._ready = False
 
@@ -149,8 +134,3 @@ def _like(template: Any, values: list[Any]) -> np.ndarray:
         return np.array(values, dtype=arr.dtype)
     except (TypeError, ValueError):
         return np.array(values, dtype=object)
-
-
-def run_text_chain(rows: list[dict[str, Any]], config: TextFilterConfig | None = None) -> list[dict[str, Any]]:
-    """One-shot form of `TextChain(config).run(rows)` (models are cached per process)."""
-    return TextChain(config).run(rows)

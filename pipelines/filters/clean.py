@@ -36,7 +36,7 @@ _HTML_TAGS = (
 ).split()
 _DROP_ELEMENTS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(
-    r"</?(?:%s)(?:\s+[^<>]*)?\s*/?>" % "|".join(sorted(_HTML_TAGS, key=len, reverse=True)),
+    r"</?(?:" + "|".join(sorted(_HTML_TAGS, key=len, reverse=True)) + r")(?:\s+[^<>]*)?\s*/?>",
     re.IGNORECASE,
 )
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs"})

@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from catalog import assets
-from pipelines.filters.config import TextFilterConfig
+from pipelines.filters.config import FilterConfig
 from pipelines.filters.first_names import FIRST_NAMES
 
 NER = ("ner",)
@@ -38,8 +38,8 @@ _WORD = re.compile(r"[^\W\d_]+")
 class PersonNameSubstituter:
     """`substitute_batch(captions)` -> [(caption with names replaced, whether any was)]."""
 
-    def __init__(self, config: TextFilterConfig | None = None) -> None:
-        self.config = config or TextFilterConfig()
+    def __init__(self, config: FilterConfig | None = None) -> None:
+        self.config = config or FilterConfig()
         self.first_names = FIRST_NAMES | {n.strip().lower() for n in self.config.extra_first_names if n.strip()}
         self._nlp: Any = None
         self._common: frozenset[str] = frozenset()
@@ -83,8 +83,12 @@ class PersonNameSubstituter:
         pairs = []
         for a, b in zip(doc, doc[1:]):
             if (
-                a.is_alpha and b.is_alpha and a.text[0].isupper() and b.text[0].isupper()
-                and a.lower_ in self.first_names and a.whitespace_
+                a.is_alpha
+                and b.is_alpha
+                and a.text[0].isupper()
+                and b.text[0].isupper()
+                and a.lower_ in self.first_names
+                and a.whitespace_
             ):
                 pairs.append((a.idx, b.idx + len(b.text)))
         return pairs

@@ -13,25 +13,26 @@ import random
 import shutil
 import subprocess
 
-import ftfy
 import ftfy.bad_codecs  # noqa: F401  (registers the sloppy-windows-1252 codec)
 
+from pipelines.filters.clean import caption_repeat_key, normalize_caption
 from pipelines.sampleweb.shapes import Scene, Shape
 
 # ------------------------------------------------------------------ normalisation
+# The pipeline's own functions, so the truth cannot drift from what the build does; cached,
+# because the generator asks about the same captions many times.
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def normalise(text: str | None) -> str:
-    """ftfy + whitespace collapse: the caption the pipeline keeps (before person scrubbing)."""
-    if text is None:
-        return ""
-    return " ".join(ftfy.fix_text(text).split())
+    """The caption the pipeline keeps, before person scrubbing (`clean.normalize_caption`)."""
+    return normalize_caption(text)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def repetition_key(text: str | None) -> str:
-    """The key repeated captions are counted by: normalised, lower-cased, stripped."""
-    return normalise(text).lower().strip()
+    """The key repeated captions are counted by (`clean.caption_repeat_key`)."""
+    return caption_repeat_key(text)
 
 
 # ------------------------------------------------------------------ English
@@ -59,8 +60,19 @@ _BACKGROUND_WORDS = {
     "stripes": ("on a striped background", "on diagonal stripes", "on a background of stripes"),
     "checks": ("on a checkered background", "on a chequered pattern", "on a checkerboard"),
 }
-_PREFIXES = ("", "", "", "there is", "a picture of", "an image of", "a drawing of", "a simple drawing of",
-             "an illustration of", "a graphic of", "clip art of")
+_PREFIXES = (
+    "",
+    "",
+    "",
+    "there is",
+    "a picture of",
+    "an image of",
+    "a drawing of",
+    "a simple drawing of",
+    "an illustration of",
+    "a graphic of",
+    "clip art of",
+)
 
 
 def _article(word: str) -> str:
@@ -142,12 +154,31 @@ def english_caption(scene: Scene, rng: random.Random) -> str:
 
 # ------------------------------------------------------------------ German
 
-_DE_COLOUR = {"red": "rot", "orange": "orangefarben", "yellow": "gelb", "green": "grün", "blue": "blau",
-              "purple": "violett", "pink": "rosafarben", "brown": "braun", "black": "schwarz", "white": "weiß"}
+_DE_COLOUR = {
+    "red": "rot",
+    "orange": "orangefarben",
+    "yellow": "gelb",
+    "green": "grün",
+    "blue": "blau",
+    "purple": "violett",
+    "pink": "rosafarben",
+    "brown": "braun",
+    "black": "schwarz",
+    "white": "weiß",
+}
 _DE_SIZE = {"small": "klein", "large": "groß"}
-_DE_SHAPE = {"circle": ("Kreis", "m"), "square": ("Quadrat", "n"), "triangle": ("Dreieck", "n"),
-             "star": ("Stern", "m"), "hexagon": ("Sechseck", "n"), "pentagon": ("Fünfeck", "n"),
-             "diamond": ("Raute", "f"), "cross": ("Kreuz", "n"), "ring": ("Ring", "m"), "heart": ("Herz", "n")}
+_DE_SHAPE = {
+    "circle": ("Kreis", "m"),
+    "square": ("Quadrat", "n"),
+    "triangle": ("Dreieck", "n"),
+    "star": ("Stern", "m"),
+    "hexagon": ("Sechseck", "n"),
+    "pentagon": ("Fünfeck", "n"),
+    "diamond": ("Raute", "f"),
+    "cross": ("Kreuz", "n"),
+    "ring": ("Ring", "m"),
+    "heart": ("Herz", "n"),
+}
 _DE_REL = {"above": "über", "below": "unter", "left of": "links von", "right of": "rechts von", "beside": "neben"}
 
 
@@ -166,11 +197,13 @@ def german_caption(scene: Scene, rng: random.Random) -> str:
     sized = rng.random() < 0.5
     a = scene.shapes[0]
     if len(scene.shapes) == 1:
-        text = rng.choice((
-            _de_np(a, "nom", sized),
-            "ein Bild mit " + _de_np(a, "dat", sized),
-            "eine Zeichnung mit " + _de_np(a, "dat", sized) + " auf einem gemusterten Hintergrund",
-        ))
+        text = rng.choice(
+            (
+                _de_np(a, "nom", sized),
+                "ein Bild mit " + _de_np(a, "dat", sized),
+                "eine Zeichnung mit " + _de_np(a, "dat", sized) + " auf einem gemusterten Hintergrund",
+            )
+        )
     else:
         b = scene.shapes[1]
         text = f"{_de_np(a, 'nom', sized)} {_DE_REL[scene.relation or 'beside']} {_de_np(b, 'dat', sized)}"
@@ -193,14 +226,21 @@ _RU_COLOUR = {  # nominative m, f, n; instrumental m/n, f
     "black": ("чёрный", "чёрная", "чёрное", "чёрным", "чёрной"),
     "white": ("белый", "белая", "белое", "белым", "белой"),
 }
-_RU_SIZE = {"small": ("маленький", "маленькая", "маленькое", "маленьким", "маленькой"),
-            "large": ("большой", "большая", "большое", "большим", "большой")}
+_RU_SIZE = {
+    "small": ("маленький", "маленькая", "маленькое", "маленьким", "маленькой"),
+    "large": ("большой", "большая", "большое", "большим", "большой"),
+}
 _RU_SHAPE = {  # nominative, instrumental, gender
-    "circle": ("круг", "кругом", "m"), "square": ("квадрат", "квадратом", "m"),
-    "triangle": ("треугольник", "треугольником", "m"), "star": ("звезда", "звездой", "f"),
-    "hexagon": ("шестиугольник", "шестиугольником", "m"), "pentagon": ("пятиугольник", "пятиугольником", "m"),
-    "diamond": ("ромб", "ромбом", "m"), "cross": ("крест", "крестом", "m"),
-    "ring": ("кольцо", "кольцом", "n"), "heart": ("сердце", "сердцем", "n"),
+    "circle": ("круг", "кругом", "m"),
+    "square": ("квадрат", "квадратом", "m"),
+    "triangle": ("треугольник", "треугольником", "m"),
+    "star": ("звезда", "звездой", "f"),
+    "hexagon": ("шестиугольник", "шестиугольником", "m"),
+    "pentagon": ("пятиугольник", "пятиугольником", "m"),
+    "diamond": ("ромб", "ромбом", "m"),
+    "cross": ("крест", "крестом", "m"),
+    "ring": ("кольцо", "кольцом", "n"),
+    "heart": ("сердце", "сердцем", "n"),
 }
 _RU_REL = {"above": "над", "below": "под", "left of": "рядом с", "right of": "рядом с", "beside": "рядом с"}
 
@@ -217,8 +257,13 @@ def russian_caption(scene: Scene, rng: random.Random) -> str:
     sized = rng.random() < 0.5
     a = scene.shapes[0]
     if len(scene.shapes) == 1:
-        text = rng.choice((_ru_np(a, "nom", sized), "на картинке " + _ru_np(a, "nom", sized),
-                           _ru_np(a, "nom", sized) + " на узорчатом фоне"))
+        text = rng.choice(
+            (
+                _ru_np(a, "nom", sized),
+                "на картинке " + _ru_np(a, "nom", sized),
+                _ru_np(a, "nom", sized) + " на узорчатом фоне",
+            )
+        )
     else:
         b = scene.shapes[1]
         text = f"{_ru_np(a, 'nom', sized)} {_RU_REL[scene.relation or 'beside']} {_ru_np(b, 'ins', sized)}"
@@ -227,10 +272,30 @@ def russian_caption(scene: Scene, rng: random.Random) -> str:
 
 # ------------------------------------------------------------------ Chinese
 
-_ZH_COLOUR = {"red": "红色", "orange": "橙色", "yellow": "黄色", "green": "绿色", "blue": "蓝色",
-              "purple": "紫色", "pink": "粉色", "brown": "棕色", "black": "黑色", "white": "白色"}
-_ZH_SHAPE = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "star": "星形", "hexagon": "六边形",
-             "pentagon": "五边形", "diamond": "菱形", "cross": "十字", "ring": "圆环", "heart": "心形"}
+_ZH_COLOUR = {
+    "red": "红色",
+    "orange": "橙色",
+    "yellow": "黄色",
+    "green": "绿色",
+    "blue": "蓝色",
+    "purple": "紫色",
+    "pink": "粉色",
+    "brown": "棕色",
+    "black": "黑色",
+    "white": "白色",
+}
+_ZH_SHAPE = {
+    "circle": "圆形",
+    "square": "正方形",
+    "triangle": "三角形",
+    "star": "星形",
+    "hexagon": "六边形",
+    "pentagon": "五边形",
+    "diamond": "菱形",
+    "cross": "十字",
+    "ring": "圆环",
+    "heart": "心形",
+}
 _ZH_SIZE = {"small": "小", "large": "大"}
 _ZH_REL = {"above": "上面", "below": "下面", "left of": "左边", "right of": "右边", "beside": "旁边"}
 
@@ -269,8 +334,14 @@ def translate(texts: list[str], pair: str) -> list[str]:
     for i, t in enumerate(texts):
         if "\n" in t:
             raise ValueError(f"caption {i} contains a newline; apertium translates one caption per line")
-    done = subprocess.run(["apertium", "-u", pair], input="\n".join(texts) + "\n", capture_output=True,
-                          text=True, encoding="utf-8", check=False)
+    done = subprocess.run(
+        ["apertium", "-u", pair],
+        input="\n".join(texts) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"apertium -u {pair} failed (exit {done.returncode}): {done.stderr.strip()[:500]}")
     out = done.stdout.rstrip("\n").split("\n")
@@ -281,15 +352,76 @@ def translate(texts: list[str], pair: str) -> list[str]:
 
 # ------------------------------------------------------------------ crawl junk
 
-FIRST_NAMES = ("Maria", "James", "John", "Anna", "David", "Laura", "Michael", "Sarah", "Carlos", "Emma",
-               "Daniel", "Sofia", "Peter", "Olivia", "Elena", "Robert", "Julia", "Ahmed", "Priya", "Kenji",
-               "Fatima", "Lucas", "Chloe", "William", "Hannah", "Mohammed", "Isabella", "George")
-LAST_NAMES = ("Lopez", "Smith", "Johnson", "Garcia", "Miller", "Davis", "Wilson", "Martinez", "Anderson",
-              "Taylor", "Moore", "Jackson", "Martin", "Thompson", "Harris", "Clark", "Lewis", "Walker",
-              "Young", "Allen", "King", "Wright", "Scott", "Nguyen", "Patel", "Kowalski", "Schmidt", "Rossi")
+FIRST_NAMES = (
+    "Maria",
+    "James",
+    "John",
+    "Anna",
+    "David",
+    "Laura",
+    "Michael",
+    "Sarah",
+    "Carlos",
+    "Emma",
+    "Daniel",
+    "Sofia",
+    "Peter",
+    "Olivia",
+    "Elena",
+    "Robert",
+    "Julia",
+    "Ahmed",
+    "Priya",
+    "Kenji",
+    "Fatima",
+    "Lucas",
+    "Chloe",
+    "William",
+    "Hannah",
+    "Mohammed",
+    "Isabella",
+    "George",
+)
+LAST_NAMES = (
+    "Lopez",
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Martinez",
+    "Anderson",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Thompson",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Nguyen",
+    "Patel",
+    "Kowalski",
+    "Schmidt",
+    "Rossi",
+)
 PERSON = "<person>"
-_PERSON_TEMPLATES = ("{name} holding {np}", "{np} drawn by {name}", "{name} painted {np}", "{np} made by {name}",
-                     "a picture by {name} showing {np}", "{name} with {np} {bg}", "{np} {bg}, drawn by {name}")
+_PERSON_TEMPLATES = (
+    "{name} holding {np}",
+    "{np} drawn by {name}",
+    "{name} painted {np}",
+    "{np} made by {name}",
+    "a picture by {name} showing {np}",
+    "{name} with {np} {bg}",
+    "{np} {bg}, drawn by {name}",
+)
 
 
 def person_caption(shape: Shape, background: str, rng: random.Random) -> tuple[str, str]:
@@ -302,11 +434,18 @@ def person_caption(shape: Shape, background: str, rng: random.Random) -> tuple[s
 
 def filename_caption(rng: random.Random) -> str:
     n = rng.randint(0, 99999)
-    return rng.choice((
-        f"IMG_{n % 10000:04d}.JPG", f"DSC{n:05d}.jpg", f"img_{n % 100}.jpg", f"P{1000000 + n:07d}.JPG",
-        f"photo_{n % 10000:04d}.png", f"image ({n % 50}).jpeg", f"DCIM_{n % 10000:04d}.jpg",
-        f"Screenshot_2021{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}_{n:06d}.png",
-    ))
+    return rng.choice(
+        (
+            f"IMG_{n % 10000:04d}.JPG",
+            f"DSC{n:05d}.jpg",
+            f"img_{n % 100}.jpg",
+            f"P{1000000 + n:07d}.JPG",
+            f"photo_{n % 10000:04d}.png",
+            f"image ({n % 50}).jpeg",
+            f"DCIM_{n % 10000:04d}.jpg",
+            f"Screenshot_2021{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}_{n:06d}.png",
+        )
+    )
 
 
 _SITES = ("www.example.com", "shapes-gallery.net", "cdn.pics-host.org", "static.artboard.io", "img.clipart-world.com")
@@ -314,18 +453,32 @@ _SITES = ("www.example.com", "shapes-gallery.net", "cdn.pics-host.org", "static.
 
 def url_caption(rng: random.Random) -> str:
     site, n = rng.choice(_SITES), rng.randint(1, 99999)
-    return rng.choice((
-        f"https://{site}/gallery/photo-{n}", f"http://{site}/view?id={n}", f"www.{site}/images/{n}.jpg",
-        f"https://{site}/uploads/2020/{rng.randint(1, 12):02d}/img{n}.png",
-    ))
+    return rng.choice(
+        (
+            f"https://{site}/gallery/photo-{n}",
+            f"http://{site}/view?id={n}",
+            f"www.{site}/images/{n}.jpg",
+            f"https://{site}/uploads/2020/{rng.randint(1, 12):02d}/img{n}.png",
+        )
+    )
 
 
 def number_caption(rng: random.Random) -> str:
     n = rng.randint(0, 99999)
-    return rng.choice((
-        str(n), f"{2000 + n % 25}-{1 + n % 12:02d}-{1 + n % 28:02d}", f"{n % 1000:03d}", f"#{n}", f"({n % 100})",
-        f"{n % 100} / {n % 12 + 1} / {2000 + n % 25}", "...", "!!!", "- - -", f"{n / 100:.2f}",
-    ))
+    return rng.choice(
+        (
+            str(n),
+            f"{2000 + n % 25}-{1 + n % 12:02d}-{1 + n % 28:02d}",
+            f"{n % 1000:03d}",
+            f"#{n}",
+            f"({n % 100})",
+            f"{n % 100} / {n % 12 + 1} / {2000 + n % 25}",
+            "...",
+            "!!!",
+            "- - -",
+            f"{n / 100:.2f}",
+        )
+    )
 
 
 EMPTY_CAPTIONS: tuple[str | None, ...] = ("", " ", "   ", "\t", "\n", " \t \n ", "\u00a0", None)
@@ -344,15 +497,23 @@ def single_pos_caption(rng: random.Random) -> str:
 
 
 _SPAM_HEADS = ("click here to see", "tap to view", "download", "see more of", "share", "buy a print of")
-_SPAM_TAILS = ("the full size picture", "this colourful image", "our shape gallery", "the best clip art",
-               "more free pictures", "this wallpaper")
+_SPAM_TAILS = (
+    "the full size picture",
+    "this colourful image",
+    "our shape gallery",
+    "the best clip art",
+    "more free pictures",
+    "this wallpaper",
+)
 
 
 def spam_captions(k: int) -> list[str]:
     """`k` distinct spam captions, one per repeated-caption group."""
     pool = [f"{h} {t}" for h in _SPAM_HEADS for t in _SPAM_TAILS]
     if k > len(pool):
-        raise ValueError(f"{k} repeated-caption groups asked for; at most {len(pool)} (lower the repeated_caption rate)")
+        raise ValueError(
+            f"{k} repeated-caption groups asked for; at most {len(pool)} (lower the repeated_caption rate)"
+        )
     return pool[:k]
 
 

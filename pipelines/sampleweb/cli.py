@@ -28,17 +28,26 @@ def parse_rates(items: list[str]) -> Rates:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "sample-web", help="generate a sample web corpus (captioned shape images + crawl mess + truth)",
+        "sample-web",
+        help="generate a sample web corpus (captioned shape images + crawl mess + truth)",
         description="Write DIR/images, DIR/urls.parquet, DIR/truth.parquet and DIR/corpus.json; "
-                    "serve them with `serve-web DIR`. Mess categories: " + ", ".join(category_names()),
+        "serve them with `serve-web DIR`. Mess categories: " + ", ".join(category_names()),
     )
     p.add_argument("--out", required=True, help="output folder (a previous corpus there is replaced)")
     p.add_argument("--n", type=int, required=True, help="number of rows")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--base-url", default="http://127.0.0.1:8765",
-                   help="base of every URL; must match where serve-web will listen (default http://127.0.0.1:8765)")
-    p.add_argument("--rate", action="append", default=[], metavar="NAME=FLOAT",
-                   help="share of rows in a mess category (repeatable); 0 turns a category off")
+    p.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:8765",
+        help="base of every URL; must match where serve-web will listen (default http://127.0.0.1:8765)",
+    )
+    p.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="NAME=FLOAT",
+        help="share of rows in a mess category (repeatable); 0 turns a category off",
+    )
     p.set_defaults(func=main)
     return p
 
@@ -52,7 +61,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"sample-web: {exc}", file=sys.stderr)
         return 2
     fates = ", ".join(f"{k} {v}" for k, v in sorted(summary["fates"].items(), key=lambda kv: -kv[1]))
-    print(f"wrote {summary['n']} rows to {args.out} in {time.perf_counter() - start:.1f}s "
-          f"(URLs under {summary['base_url']})")
+    print(
+        f"wrote {summary['n']} rows to {args.out} in {time.perf_counter() - start:.1f}s "
+        f"(URLs under {summary['base_url']})"
+    )
     print(f"fates: {fates}")
     return 0

@@ -10,8 +10,9 @@ a seed whatever the base URL.
 
 Truth (`truth.parquet`): a row's fate is `keep` or the first reason, in
 `catalog.reasons` order, among all faults it carries: the faults its categories were
-drawn with, `repeated_caption` when its normalised caption occurs > 10 times in the whole
-input, and `duplicate_image` for every member but one of a duplicate group.
+drawn with, `repeated_caption` when its normalised caption occurs more than
+`REPEAT_LIMIT` times in the whole input (the default limit of the pipeline's
+`repeated_caption` filter), and `duplicate_image` for every member but one of a duplicate group.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from PIL import Image
 from catalog import storage
 from catalog.config import validate
 from catalog.keys import sample_key
-from pipelines.phash import phash64
 from catalog.reasons import KEEP, first_reason
+from pipelines.filters.repeated_caption import RepeatedCaption
+from pipelines.phash import phash64
 from pipelines.sampleweb import captions as cap
 from pipelines.sampleweb import mess
 from pipelines.sampleweb.shapes import COLOURS, GRAY_COLOURS, Scene, render, sample_scene
@@ -43,7 +45,7 @@ FORMAT = "lipforge.sampleweb/1"
 DISTINCT_BITS = 12  # an ordinary image differs from every earlier one by more than this (pHash bits)
 NEAR_BITS = 4  # a near-duplicate copy is within this many bits of its original
 CAPTION_CAP = 5  # an ordinary caption (and its <person> form) appears at most this often
-REPEAT_LIMIT = 10  # more equal normalised captions than this: repeated_caption
+REPEAT_LIMIT = RepeatedCaption.Options().limit  # more equal normalised captions than this: repeated_caption
 PHASH_SIDE = 256  # pHash is taken on the image resized to this shorter side, like the pipeline
 MAX_DRAWS = 60
 
@@ -110,16 +112,19 @@ def plan_rows(n: int, rates: mess.Rates, rng: random.Random) -> list[Plan]:
             plans += [Plan(name, group=group)] * size
             group, left = group + 1, left - size
     for _ in range(counts["combined"]):
-        slots = rng.choice((("caption", "content"), ("caption", "server"), ("content", "server"),
-                            ("caption", "content", "server")))
+        slots = rng.choice(
+            (("caption", "content"), ("caption", "server"), ("content", "server"), ("caption", "content", "server"))
+        )
         caption = rng.choice(mess.COMBINED_CAPTION) if "caption" in slots else None
         content = tuple(rng.choice(mess.COMBINED_CONTENT).split("+")) if "content" in slots else ()
         server = rng.choice(mess.COMBINED_SERVER) if "server" in slots else None
         category = "+".join([*([caption] if caption else []), *content, *([server] if server else [])])
         plans.append(Plan(category, caption=caption, content=content, server=server))
     if len(plans) > n:
-        raise ValueError(f"n={n} is too small for the mess rates: they need {len(plans)} rows "
-                         "(raise n or lower rates with --rate NAME=0)")
+        raise ValueError(
+            f"n={n} is too small for the mess rates: they need {len(plans)} rows "
+            "(raise n or lower rates with --rate NAME=0)"
+        )
     plans += [Plan("clean")] * (n - len(plans))
     rng.shuffle(plans)
     return plans
@@ -128,8 +133,9 @@ def plan_rows(n: int, rates: mess.Rates, rng: random.Random) -> list[Plan]:
 def resize_short(image: Image.Image, side: int = PHASH_SIDE) -> Image.Image:
     w, h = image.size
     scale = side / min(w, h)
-    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR,
-                        reducing_gap=2.0)
+    return image.resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0
+    )
 
 
 def image_phash(image: Image.Image) -> int:
@@ -190,8 +196,9 @@ class _Builder:
                 return text
         return None
 
-    def draw(self, size: tuple[int, int], n_shapes: int, colours: tuple[str, ...], pixels: bool
-             ) -> tuple[Scene, str, Image.Image | None]:
+    def draw(
+        self, size: tuple[int, int], n_shapes: int, colours: tuple[str, ...], pixels: bool
+    ) -> tuple[Scene, str, Image.Image | None]:
         """A scene, a fresh English caption of it, and (if `pixels`) its picture, pHash-distinct."""
         for _ in range(MAX_DRAWS):
             scene = sample_scene(self.rng, size[0], size[1], n_shapes, colours)
@@ -229,8 +236,7 @@ class _Builder:
         pixels = reachable and not {"huge_image", "html_as_image"} & set(content)
         scene, english, image = self.draw(self.canvas(content), n_shapes, colours, pixels)
         row = self.caption_row(plan, scene, english)
-        row.faults |= {r for r in (*map(mess.CONTENT_FAULTS.get, content), mess.SERVER_FAULTS.get(plan.server))
-                       if r}
+        row.faults |= {r for r in (*map(mess.CONTENT_FAULTS.get, content), mess.SERVER_FAULTS.get(plan.server)) if r}
         if not reachable:  # the server answers an error status: no file, no image facts
             row.url = self.url(plan.server, f"{index:06d}.jpg")
             return row
@@ -275,8 +281,9 @@ class _Builder:
             self.count(english, row.clean)
         return row
 
-    def content_bytes(self, index: int, content: tuple[str, ...], image: Image.Image | None, row: Row
-                      ) -> tuple[str, bytes]:
+    def content_bytes(
+        self, index: int, content: tuple[str, ...], image: Image.Image | None, row: Row
+    ) -> tuple[str, bytes]:
         """The served file's name and bytes; fills the row's image facts."""
         rng = self.rng
         if "huge_image" in content:
@@ -322,9 +329,18 @@ class _Builder:
         self.count(english)
         (self.image_dir / name).write_bytes(data)
         clean = cap.normalise(english)
-        return Row(url=self.url(None, name), caption=english, category=plan.category, faults=set(), clean=clean,
-                   width=stored.width, height=stored.height, image_format="JPEG", image_mode="RGB",
-                   dup_group=plan.group)
+        return Row(
+            url=self.url(None, name),
+            caption=english,
+            category=plan.category,
+            faults=set(),
+            clean=clean,
+            width=stored.width,
+            height=stored.height,
+            image_format="JPEG",
+            image_mode="RGB",
+            dup_group=plan.group,
+        )
 
     def near_copy(self, group: _Group, index: int) -> tuple[bytes, Image.Image]:
         for _ in range(10):
@@ -363,7 +379,9 @@ def _finish(rows: list[Row]) -> None:
         if r.fate == "repeated_caption" and r.category != "repeated_caption":
             raise RuntimeError(f"row {i} ({r.category}): caption {r.caption!r} repeats by chance")
         if r.category == "repeated_caption" and "repeated_caption" not in r.faults:
-            raise RuntimeError(f"row {i}: repeated caption {r.caption!r} occurs only {counts[cap.repetition_key(r.caption)]} times")
+            raise RuntimeError(
+                f"row {i}: repeated caption {r.caption!r} occurs only {counts[cap.repetition_key(r.caption)]} times"
+            )
         if r.fate != KEEP:
             r.clean = ""
     kept = Counter(r.clean.lower() for r in rows if r.fate == KEEP)
@@ -385,14 +403,21 @@ def _prepare(out_dir: Path) -> None:
             raise ValueError(f"{out_dir}: exists and is not a directory")
         entries = set(os.listdir(out_dir))
         if entries and "corpus.json" not in entries:
-            raise ValueError(f"{out_dir}: not empty and not a sample-web corpus (no corpus.json); refusing to overwrite")
+            raise ValueError(
+                f"{out_dir}: not empty and not a sample-web corpus (no corpus.json); refusing to overwrite"
+            )
         if (out_dir / "images").exists():
             shutil.rmtree(out_dir / "images")
     (out_dir / "images").mkdir(parents=True)
 
 
-def generate(out_dir: str | os.PathLike[str], n: int, seed: int, base_url: str = "http://127.0.0.1:8765",
-             rates: mess.Rates | dict[str, float] | None = None) -> dict[str, Any]:
+def generate(
+    out_dir: str | os.PathLike[str],
+    n: int,
+    seed: int,
+    base_url: str = "http://127.0.0.1:8765",
+    rates: mess.Rates | dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Write a sample web corpus of `n` rows into `out_dir`; return its summary (= corpus.json).
 
     `rates` maps mess categories (`mess.category_names()`) to the share of rows; missing
@@ -412,19 +437,25 @@ def generate(out_dir: str | os.PathLike[str], n: int, seed: int, base_url: str =
     rows = [builder.row(i, plan) for i, plan in enumerate(plans)]
     _finish(rows)
 
-    urls = pa.table({"url": pa.array([r.url for r in rows], pa.string()),
-                     "caption": pa.array([r.caption for r in rows], pa.string())})
-    truth = pa.table({
-        "url": pa.array([r.url for r in rows], pa.string()),
-        "fate": pa.array([r.fate for r in rows], pa.string()),
-        "clean_caption": pa.array([r.clean for r in rows], pa.string()),
-        "category": pa.array([r.category for r in rows], pa.string()),
-        "dup_group": pa.array([r.dup_group for r in rows], pa.int32()),
-        "width": pa.array([r.width for r in rows], pa.int32()),
-        "height": pa.array([r.height for r in rows], pa.int32()),
-        "image_format": pa.array([r.image_format for r in rows], pa.string()),
-        "image_mode": pa.array([r.image_mode for r in rows], pa.string()),
-    })
+    urls = pa.table(
+        {
+            "url": pa.array([r.url for r in rows], pa.string()),
+            "caption": pa.array([r.caption for r in rows], pa.string()),
+        }
+    )
+    truth = pa.table(
+        {
+            "url": pa.array([r.url for r in rows], pa.string()),
+            "fate": pa.array([r.fate for r in rows], pa.string()),
+            "clean_caption": pa.array([r.clean for r in rows], pa.string()),
+            "category": pa.array([r.category for r in rows], pa.string()),
+            "dup_group": pa.array([r.dup_group for r in rows], pa.int32()),
+            "width": pa.array([r.width for r in rows], pa.int32()),
+            "height": pa.array([r.height for r in rows], pa.int32()),
+            "image_format": pa.array([r.image_format for r in rows], pa.string()),
+            "image_mode": pa.array([r.image_mode for r in rows], pa.string()),
+        }
+    )
     storage.write_bytes(str(out / "urls.parquet"), _parquet(urls))
     storage.write_bytes(str(out / "truth.parquet"), _parquet(truth))
     summary = {
@@ -442,4 +473,3 @@ def generate(out_dir: str | os.PathLike[str], n: int, seed: int, base_url: str =
     }
     storage.write_json(str(out / "corpus.json"), summary)
     return summary
-

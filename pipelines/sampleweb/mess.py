@@ -59,14 +59,31 @@ SERVER_FAULTS: dict[str, str | None] = {
     "wrong_content_type": None,
 }
 GROUP_CATEGORIES = ("repeated_caption", "exact_duplicate", "near_duplicate")
-REPEATS = 14  # rows per repeated-caption group (> 10, the pipeline's threshold)
+REPEATS = 14  # rows per repeated-caption group (more than the repeated_caption filter's default limit, 10)
 
 # Which faults a `combined` row draws from (only faults that earn a reason, plus formats
 # and benign server behaviours, so the check order is exercised).
-COMBINED_CAPTION = ("spanish", "german", "russian", "chinese", "filename_caption", "url_caption",
-                    "number_caption", "empty_caption", "single_pos")
-COMBINED_CONTENT = ("small_image", "wide_image", "small_image+wide_image", "huge_image", "corrupt_jpeg",
-                    "html_as_image", "png", "grayscale")
+COMBINED_CAPTION = (
+    "spanish",
+    "german",
+    "russian",
+    "chinese",
+    "filename_caption",
+    "url_caption",
+    "number_caption",
+    "empty_caption",
+    "single_pos",
+)
+COMBINED_CONTENT = (
+    "small_image",
+    "wide_image",
+    "small_image+wide_image",
+    "huge_image",
+    "corrupt_jpeg",
+    "html_as_image",
+    "png",
+    "grayscale",
+)
 COMBINED_SERVER = ("status_404", "status_500", "slow", "redirect", "wrong_content_type")
 
 HUGE_SIZE = (12000, 9000)  # 108 Mpx: over a 100 Mpx limit
@@ -192,18 +209,24 @@ def corrupt_jpeg(jpeg: bytes, rng: random.Random) -> bytes:
     return jpeg[: rng.randint(2, max(2, sof - 1))]
 
 
-_HTML_TITLES = ("404 Not Found", "Access denied", "Please verify you are a human", "Page moved",
-                "Sign in to continue", "Image hosting - upgrade your plan")
+_HTML_TITLES = (
+    "404 Not Found",
+    "Access denied",
+    "Please verify you are a human",
+    "Page moved",
+    "Sign in to continue",
+    "Image hosting - upgrade your plan",
+)
 
 
 def html_page(rng: random.Random) -> bytes:
     """An HTML page of the kind a crawler receives instead of an image."""
     title = rng.choice(_HTML_TITLES)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title></head>\n<body><h1>{title}</h1>"
-        f"<p>Request id {rng.randint(10**7, 10**8 - 1)}. <a href=\"/\">Back to the gallery</a></p></body></html>\n"
-    ).encode("utf-8")
+        f'<p>Request id {rng.randint(10**7, 10**8 - 1)}. <a href="/">Back to the gallery</a></p></body></html>\n'
+    ).encode()
 
 
 def near_duplicate(image: Image.Image, quality: int, rng: random.Random) -> tuple[bytes, Image.Image]:

@@ -9,7 +9,7 @@ from pydantic import Field
 from augment.config import AugmentConfig
 from catalog.config import Config
 from catalog.raysession import RayConfig
-from pipelines.filters.config import TextFilterConfig
+from pipelines.filters.config import FilterConfig
 
 
 class SourceConfig(Config):
@@ -35,14 +35,6 @@ class DownloadConfig(Config):
     samples_per_shard: int = Field(1000, gt=0)
 
 
-class ImageConfig(Config):
-    """Checks on the original image (FILIP section 3.1): applied by img2dataset and again as a safety net."""
-
-    min_size: int = Field(200, ge=0)
-    max_aspect_ratio: float = Field(3.0, ge=1.0)
-    max_pixels: int = Field(100_000_000, gt=0)
-
-
 class DedupConfig(Config):
     """Image de-duplication: exact content hash, plus pHash within `max_hamming` bits."""
 
@@ -59,12 +51,12 @@ class BuildConfig(Config):
     root: str = "./data"
     source: SourceConfig
     download: DownloadConfig = DownloadConfig()
-    filter: TextFilterConfig = TextFilterConfig()
-    image: ImageConfig = ImageConfig()
+    # Every check (text and image) with its options; the image limits also go to img2dataset.
+    filter: FilterConfig = Field(default_factory=FilterConfig)
     dedup: DedupConfig = DedupConfig()
     shard: ShardConfig = ShardConfig()
     ray: RayConfig = RayConfig()
     keep_work: bool = False  # keep .work/v{N}/ (raw download shards, markers) after success
     # Present: after publishing the clean version v{N}, `pipelines.views.job.augment_version` publishes
-    # its view version v{N+1} (parent NAME@N). Keys: augment/config.py (engineer D).
+    # its view version v{N+1} (parent NAME@N). Keys: augment/config.py.
     augment: Optional[AugmentConfig] = None

@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from pipelines.stages.funnel import StageCount
 from pipelines.phash import hamming
+from pipelines.stages.funnel import StageCount
 
 
 def bands(max_hamming: int) -> list[tuple[int, int]]:
@@ -28,7 +28,11 @@ def bands(max_hamming: int) -> list[tuple[int, int]]:
 
 
 def duplicate_flags(
-    keys: list[str], rows: list[int], sha256: list[str], phash: list[int], max_hamming: int,
+    keys: list[str],
+    rows: list[int],
+    sha256: list[str],
+    phash: list[int],
+    max_hamming: int,
     prior: tuple[list[str], list[int]] = ([], []),
 ) -> list[bool]:
     """True for every image that duplicates an earlier-kept one (in (key, row) order).
@@ -69,8 +73,11 @@ def run_dedup(images: pa.Table, max_hamming: int, prior: pa.Table | None = None)
 
     `prior`: (sha256, phash hex) of images already kept (a refresh's carried samples).
     """
-    before = ([], []) if prior is None else (
-        prior.column("sha256").to_pylist(), [int(h, 16) for h in prior.column("phash").to_pylist()])
+    before = (
+        ([], [])
+        if prior is None
+        else (prior.column("sha256").to_pylist(), [int(h, 16) for h in prior.column("phash").to_pylist()])
+    )
     flags = duplicate_flags(
         images.column("key").to_pylist(),
         images.column("row").to_pylist(),

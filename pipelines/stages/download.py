@@ -5,9 +5,10 @@ img2dataset, so none is in its raw shards, stats or logs. Settings: `resize_mode
 "keep_ratio"` (shorter side to `download.image_size`), `resize_only_if_bigger` (default
 on: a 210 px image is kept as is instead of being upscaled to 256), JPEG; its
 `min_image_size`, `max_aspect_ratio` and `max_image_area` apply the FILIP checks on the
-original size, behind our header probe (`pipelines.stages.probe`). Output format "parquet":
-one raw shard per `download.samples_per_shard` rows, every row with its status, the
-original width/height and the sha256 of the downloaded bytes.
+original size, behind our header probe (`pipelines.stages.probe`), with the limits of the
+image filters selected in `filter.checks` (`img2dataset_limits`; a filter left out: no
+limit). Output format "parquet": one raw shard per `download.samples_per_shard` rows,
+every row with its status, the original width/height and the sha256 of the downloaded bytes.
 
 Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
 `NNNNN_stats.json` is done); the stage marker is written once every shard has one.
@@ -22,10 +23,11 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from catalog import storage
+from catalog.parquet import read_parquet, write_parquet
+from pipelines.filters.config import FilterConfig
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.funnel import StageCount
 from pipelines.stages.probe import TOO_MANY_PIXELS, header_probe
-from catalog.parquet import read_parquet, write_parquet
 from pipelines.stages.workdir import WorkDir
 
 META = ["row", "status", "error_message", "width", "height", "original_width", "original_height", "sha256"]
@@ -44,6 +46,16 @@ def download_reason(status: str, error: str | None) -> str | None:
     if status == "failed_to_download":
         return "download_failed"
     return _RESIZE_ERRORS.get(error or "", "not_an_image")
+
+
+def img2dataset_limits(cfg: FilterConfig) -> dict[str, float]:
+    """img2dataset's size limits from the image filters' options (no limit for a filter not selected)."""
+    small, ratio, pixels = (cfg.options(n) for n in ("image_too_small", "aspect_ratio", "too_many_pixels"))
+    return {
+        "min_image_size": small.min_size if small else 0,
+        "max_aspect_ratio": ratio.max_ratio if ratio else float("inf"),
+        "max_image_area": pixels.max_pixels if pixels else float("inf"),
+    }
 
 
 def raw_dir(wd: WorkDir) -> str:
@@ -72,7 +84,9 @@ def run_download(survivors: pa.Table, cfg: BuildConfig, wd: WorkDir) -> pa.Table
             if _stats_count(wd) >= n_shards:
                 break
         if _stats_count(wd) < n_shards:
-            raise RuntimeError(f"download: only {_stats_count(wd)} of {n_shards} img2dataset shards finished; re-run the build")
+            raise RuntimeError(
+                f"download: only {_stats_count(wd)} of {n_shards} img2dataset shards finished; re-run the build"
+            )
         wd.mark("download", {"shards": n_shards, "rows": survivors.num_rows})
     return _results(wd, survivors)
 
@@ -80,7 +94,7 @@ def run_download(survivors: pa.Table, cfg: BuildConfig, wd: WorkDir) -> pa.Table
 def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -> None:
     from img2dataset import download
 
-    d, im = cfg.download, cfg.image
+    d = cfg.download
     stop = threading.Event()
     bar = threading.Thread(target=_progress, args=(wd, n_shards, stop), daemon=True)
     bar.start()
@@ -106,9 +120,7 @@ def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -
                 retries=d.retries,
                 extract_exif=False,
                 compute_hash="sha256",
-                min_image_size=im.min_size,
-                max_aspect_ratio=im.max_aspect_ratio,
-                max_image_area=im.max_pixels,
+                **img2dataset_limits(cfg.filter),
                 incremental_mode="incremental",
                 enable_wandb=False,
             )
@@ -139,7 +151,10 @@ def _results(wd: WorkDir, survivors: pa.Table) -> pa.Table:
     if not parts:
         return _empty()
     table = pa.concat_tables(parts).sort_by("row")
-    reasons = [download_reason(s, e) for s, e in zip(table.column("status").to_pylist(), table.column("error_message").to_pylist())]
+    reasons = [
+        download_reason(s, e)
+        for s, e in zip(table.column("status").to_pylist(), table.column("error_message").to_pylist())
+    ]
     table = table.append_column("reason", pa.array(reasons, pa.string()))
     expected = survivors.column("row").to_pylist()
     if table.num_rows != len(expected) or set(table.column("row").to_pylist()) != set(expected):
@@ -148,8 +163,13 @@ def _results(wd: WorkDir, survivors: pa.Table) -> pa.Table:
 
 
 def _empty() -> pa.Table:
-    types = {"row": pa.int64(), "width": pa.int32(), "height": pa.int32(),
-             "original_width": pa.int32(), "original_height": pa.int32()}
+    types = {
+        "row": pa.int64(),
+        "width": pa.int32(),
+        "height": pa.int32(),
+        "original_width": pa.int32(),
+        "original_height": pa.int32(),
+    }
     return pa.table({c: pa.array([], types.get(c, pa.string())) for c in [*META, "raw", "reason"]})
 
 

@@ -131,7 +131,7 @@ def run_stages(
         log(summary_table(funnel([StageCount("source", n, n), count_text(text), count_download(dl, len(passed(text)))])))
         return None
     with clock("image"):
-        img = run_image(dl, cfg.image, wd, cpus)
+        img = run_image(dl, cfg.filter, wd, cpus)
     candidates = _join(passed(img).select(["row", "phash"]), text.select(["row", "key"]), dl.select(["row", "sha256"]))
     with clock("dedup"):
         dd = run_dedup(candidates, cfg.dedup.max_hamming, prior_images)

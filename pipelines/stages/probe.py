@@ -32,7 +32,7 @@ import contextlib
 import importlib
 import io
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (via img2dataset) would call the network
 

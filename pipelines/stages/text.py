@@ -1,11 +1,12 @@
-"""Stage `text`: the text-filter chain over the URL list, before anything is downloaded.
+"""Stage `text`: the text filters over the URL list, before anything is downloaded.
 
-Checks 1-6 of `catalog.reasons` run per row through the filter chain (engineer B's
-`pipelines.filters`) inside a Ray Data actor pool, so fastText/spaCy/WordNet load once per
-actor. Check 7, `repeated_caption` (FILIP section 3.1), needs the whole input: a row that
-passed 1-6 is rejected when its normalised caption occurs more than `REPEAT_LIMIT` times
-among all input rows. Raw captions are never written: task outputs hold the cleaned caption
-(names already substituted) and a hash of the normalised caption for the repeat count.
+The per-row text filters selected in `filter.checks` (`catalog.reasons` checks 1-6) run
+through `pipelines.filters.TextChain` inside a Ray Data actor pool, so fastText/spaCy/WordNet
+load once per actor. The whole-input filter `repeated_caption` (check 7, FILIP section 3.1)
+then answers on each surviving row's `repeat_count`: how many input rows share its
+normalised caption (`caption_repeat_key`), counted over the whole input. Raw captions are
+never written: task outputs hold the cleaned caption (names already substituted) and a
+hash of the normalised caption for the repeat count.
 
 Tasks are chunks of `CHUNK_ROWS` input rows, each with a part file and a completion marker.
 """
@@ -18,17 +19,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.stages.funnel import StageCount
+from catalog.keys import sample_key
 from catalog.parquet import read_parquet, write_parquet
-from pipelines.stages.tasks import finish_tasks
-from pipelines.stages.workdir import WorkDir
-from pipelines.filters.config import TextFilterConfig
 from pipelines.filters.chain import TextChain
 from pipelines.filters.clean import caption_repeat_key
-from catalog.keys import sample_key
+from pipelines.filters.config import FilterConfig
+from pipelines.stages.funnel import StageCount
+from pipelines.stages.tasks import finish_tasks
+from pipelines.stages.workdir import WorkDir
 
 CHUNK_ROWS = 50_000
-REPEAT_LIMIT = 10
 FIELDS = {  # per-row fields the chain adds, written into the sample's json
     "lang": pa.string(),
     "lang_score": pa.float64(),
@@ -36,8 +36,15 @@ FIELDS = {  # per-row fields the chain adds, written into the sample's json
     "person_substituted": pa.bool_(),
 }
 SCHEMA = pa.schema(
-    [("row", pa.int64()), ("key", pa.string()), ("url", pa.string()), ("caption", pa.string()),
-     ("reason", pa.string()), ("norm_hash", pa.string()), *FIELDS.items()]
+    [
+        ("row", pa.int64()),
+        ("key", pa.string()),
+        ("url", pa.string()),
+        ("caption", pa.string()),
+        ("reason", pa.string()),
+        ("norm_hash", pa.string()),
+        *FIELDS.items(),
+    ]
 )
 
 
@@ -45,7 +52,7 @@ class TextActor:
     """Ray Data callable class: loads the chain once, cleans and checks one batch of rows."""
 
     def __init__(self, cfg: dict[str, Any]):
-        config = TextFilterConfig.model_validate(cfg)
+        config = FilterConfig.model_validate(cfg)
         self.max_chars = config.max_caption_chars
         self.chain = TextChain(config)
         self.chain.setup()
@@ -66,7 +73,9 @@ class TextActor:
         return pa.table(out, schema=SCHEMA)
 
 
-def run_text(source: pa.Table, cfg: TextFilterConfig, wd: WorkDir, num_actors: int, repeat_counts: Counter | None = None) -> pa.Table:
+def run_text(
+    source: pa.Table, cfg: FilterConfig, wd: WorkDir, num_actors: int, repeat_counts: Counter | None = None
+) -> pa.Table:
     """Run pending chunks, then apply the global repeat count; returns one row per input row.
 
     `repeat_counts` (norm_hash -> rows): counts over a larger input than `source` (a refresh
@@ -91,33 +100,38 @@ def run_text(source: pa.Table, cfg: TextFilterConfig, wd: WorkDir, num_actors: i
 
         finish_tasks(ds, _chunk_of, {i: t.num_rows for i, t in pending}, finish, "text")
     parts = [read_parquet(wd.path("text", f"part-{i:05d}.parquet")) for i, _ in chunks]
-    return apply_repeat_limit(pa.concat_tables(parts).sort_by("row"), repeat_counts)
+    return apply_whole_input(pa.concat_tables(parts).sort_by("row"), cfg, repeat_counts)
 
 
 def _chunk_of(batch: pa.Table) -> pa.Array:
     return pc.divide(batch.column("row"), CHUNK_ROWS)
 
 
-def repeat_counts(captions: list[str], cfg: TextFilterConfig) -> Counter:
+def repeat_counts(captions: list[str], cfg: FilterConfig) -> Counter:
     """norm_hash -> number of rows, over raw `captions` (the whole input of a refresh)."""
     return Counter(caption_repeat_key(c, cfg.max_caption_chars) for c in captions)
 
 
-def apply_repeat_limit(table: pa.Table, counts: Counter | None = None) -> pa.Table:
-    """Reject rows that passed checks 1-6 but whose normalised caption occurs > REPEAT_LIMIT times.
+def apply_whole_input(table: pa.Table, cfg: FilterConfig, counts: Counter | None = None) -> pa.Table:
+    """Run the whole-input text filters (`repeated_caption`) on the rows the per-row filters kept.
 
-    `counts`: the occurrences over the whole input (default: over `table`'s rows).
+    `counts`: norm_hash -> rows over the whole input (default: over `table`'s rows); each
+    row the filters see has its `repeat_count` from it.
     """
+    filters = [f for f in cfg.filters("text") if f.whole_input]
     hashes = table.column("norm_hash").to_pylist()
     counts = Counter(hashes) if counts is None else counts
     reasons = table.column("reason").to_pylist()
-    new = [r if r is not None or counts[h] <= REPEAT_LIMIT else "repeated_caption" for r, h in zip(reasons, hashes)]
-    captions = [c if r is None else None for c, r in zip(table.column("caption").to_pylist(), new)]
-    table = table.set_column(table.schema.get_field_index("reason"), "reason", pa.array(new, pa.string()))
+    for f in filters:
+        f.setup()
+        live = [i for i, r in enumerate(reasons) if r is None]
+        for i, verdict in zip(live, f.keep_batch([{"repeat_count": counts[hashes[i]]} for i in live])):
+            if verdict is not True:
+                reasons[i] = verdict[1]
+    captions = [c if r is None else None for c, r in zip(table.column("caption").to_pylist(), reasons)]
+    table = table.set_column(table.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
     return table.set_column(table.schema.get_field_index("caption"), "caption", pa.array(captions, pa.string()))
 
 
 def count_text(table: pa.Table) -> StageCount:
     return StageCount.of("text", table.num_rows, table.column("reason").to_pylist())
-
-

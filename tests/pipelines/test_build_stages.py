@@ -7,6 +7,7 @@ import json
 import struct
 import tarfile
 import zlib
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -14,18 +15,21 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipelines.stages.config import ImageConfig, SourceConfig
-from pipelines.stages.dedup import bands, duplicate_flags
-from pipelines.stages.download import download_reason
-from pipelines.stages.funnel import ConservationError, StageCount, funnel, summary_table
-from pipelines.stages.image import image_reason
 from catalog.manifest import FORMAT
+from catalog.versions import version_numbers
+from pipelines.filters import FilterConfig
+from pipelines.stages.config import SourceConfig
+from pipelines.stages.dedup import bands, duplicate_flags
+from pipelines.stages.download import download_reason, img2dataset_limits
+from pipelines.stages.funnel import ConservationError, StageCount, check_rows, funnel, summary_table
+from pipelines.stages.image import ImageChecks
 from pipelines.stages.outputs import write_version
-from pipelines.stages.funnel import check_rows
 from pipelines.stages.probe import TOO_MANY_PIXELS, TRUNCATED, HeaderProbeResizer, probe_error
 from pipelines.stages.shard import shard_order, write_tar
 from pipelines.stages.source import SourceError, read_source
-from pipelines.stages.workdir import complete_versions, open_workdir
+from pipelines.stages.text import SCHEMA as TEXT_SCHEMA
+from pipelines.stages.text import apply_whole_input
+from pipelines.stages.workdir import open_workdir
 
 # ------------------------------------------------------------------ source
 
@@ -104,8 +108,10 @@ def _jpeg(w, h, colour=(200, 30, 30)) -> bytes:
 
 def _png_header_only(w, h) -> bytes:
     """A PNG whose IHDR declares w x h but holds a single tiny IDAT: a decompression bomb's header."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
@@ -131,7 +137,9 @@ def test_resizer_applies_exif_orientation():
     exif[0x0112] = 6
     buf = io.BytesIO()
     upright.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif.tobytes())
-    resizer = HeaderProbeResizer(image_size=150, resize_mode="keep_ratio", resize_only_if_bigger=True, encode_format="jpg", min_image_size=200)
+    resizer = HeaderProbeResizer(
+        image_size=150, resize_mode="keep_ratio", resize_only_if_bigger=True, encode_format="jpg", min_image_size=200
+    )
     img, width, height, orig_w, orig_h, err = resizer(io.BytesIO(buf.getvalue()))
     assert err is None and (orig_w, orig_h) == (400, 300) and (width, height) == (200, 150)
     with Image.open(io.BytesIO(img)) as im:
@@ -150,14 +158,79 @@ def test_download_status_mapping():
 
 
 def test_image_checks_on_original_size():
-    cfg = ImageConfig()
+    checks = ImageChecks(FilterConfig())
     small = _jpeg(256, 256)
-    assert image_reason(small, 400, 300, cfg)[0] is None
-    assert len(image_reason(small, 400, 300, cfg)[1]) == 16
-    assert image_reason(small, 199, 400, cfg) == ("image_too_small", None)
-    assert image_reason(small, 1000, 300, cfg) == ("aspect_ratio", None)
-    assert image_reason(small, 20_000, 10_000, cfg) == ("too_many_pixels", None)
-    assert image_reason(b"garbage", 400, 300, cfg) == ("not_an_image", None)
+    assert checks(small, 400, 300)[0] is None
+    assert len(checks(small, 400, 300)[1]) == 16
+    assert checks(small, 199, 400) == ("image_too_small", None)
+    assert checks(small, 1000, 300) == ("aspect_ratio", None)
+    assert checks(small, 20_000, 10_000) == ("too_many_pixels", None)
+    assert checks(b"garbage", 400, 300) == ("not_an_image", None)
+    # check order: too_many_pixels before the decode, the decode before the size checks
+    assert checks(b"garbage", 20_000, 10_000) == ("too_many_pixels", None)
+    assert checks(b"garbage", 100, 900) == ("not_an_image", None)
+    assert checks(small, 100, 900) == ("image_too_small", None)
+
+
+def test_image_checks_take_the_filters_options_and_skip_omitted_filters():
+    small = _jpeg(256, 256)
+    tight = ImageChecks({"checks": {"aspect_ratio": {"max_ratio": 1.2}, "image_too_small": {"min_size": 500}, "too_many_pixels": False}})
+    assert [f.name for f in tight.before + tight.after] == ["image_too_small", "aspect_ratio"]
+    assert tight(small, 400, 300) == ("image_too_small", None)
+    assert tight(small, 800, 600) == ("aspect_ratio", None)
+    assert tight(small, 20_000, 10_000) == ("aspect_ratio", None)  # too_many_pixels not selected
+    none = ImageChecks({"checks": {"too_many_pixels": False, "image_too_small": False, "aspect_ratio": False}})
+    assert none(small, 20_000, 10)[0] is None and none(b"garbage", 400, 300) == ("not_an_image", None)
+
+
+def test_img2dataset_gets_the_image_filters_limits():
+    assert img2dataset_limits(FilterConfig()) == {
+        "min_image_size": 200,
+        "max_aspect_ratio": 3.0,
+        "max_image_area": 100_000_000,
+    }
+    only = FilterConfig(checks={"image_too_small": {"min_size": 64}, "aspect_ratio": False, "too_many_pixels": False})
+    assert img2dataset_limits(only) == {
+        "min_image_size": 64,
+        "max_aspect_ratio": float("inf"),
+        "max_image_area": float("inf"),
+    }
+
+
+def _text_rows(hashes, reasons):
+    n = len(hashes)
+    return pa.table(
+        {
+            "row": list(range(n)),
+            "key": [f"k{i}" for i in range(n)],
+            "url": [f"u{i}" for i in range(n)],
+            "caption": [None if r else f"c{h}" for h, r in zip(hashes, reasons)],
+            "reason": reasons,
+            "norm_hash": hashes,
+            "lang": ["en"] * n,
+            "lang_score": [0.9] * n,
+            "english_ratio": [1.0] * n,
+            "person_substituted": [False] * n,
+        },
+        schema=TEXT_SCHEMA,
+    )
+
+
+def test_repeated_caption_limit_comes_from_the_config():
+    hashes = ["a", "a", "a", "b", "b", "c"]
+    rows = _text_rows(hashes, [None, None, "sensitive", None, None, None])
+    default = apply_whole_input(rows, FilterConfig())
+    assert default.column("reason").to_pylist() == [None, None, "sensitive", None, None, None]
+    two = apply_whole_input(rows, FilterConfig(checks={"repeated_caption": {"limit": 2}}))
+    # "a" occurs 3 times (a row rejected earlier still counts), "b" twice: only "a" is over the limit
+    assert two.column("reason").to_pylist() == ["repeated_caption", "repeated_caption", "sensitive", None, None, None]
+    assert two.column("caption").to_pylist() == [None, None, None, "cb", "cb", "cc"]
+    # counts over a larger input (a refresh): "b" crosses the limit only through rows not in this table
+    wider = apply_whole_input(rows, FilterConfig(checks={"repeated_caption": {"limit": 2}}), Counter(a=1, b=3, c=1))
+    assert wider.column("reason").to_pylist() == [None, None, "sensitive", "repeated_caption", "repeated_caption", None]
+    # turned off in filter.checks: no repeat check at all
+    off = apply_whole_input(rows, FilterConfig(checks={"repeated_caption": False}))
+    assert off.column("reason").to_pylist() == [None, None, "sensitive", None, None, None]
 
 
 # ------------------------------------------------------------------ dedup
@@ -206,9 +279,21 @@ def test_shard_order_is_deterministic_and_seeded():
 
 
 def test_write_tar_is_plain_tar_and_reproducible(tmp_path):
-    sample = {"key": "00ff00ff00ff00ff", "jpg": _jpeg(8, 8), "caption": "a red square", "url": "http://x/1.jpg",
-              "orig_width": 300, "orig_height": 300, "width": 256, "height": 256, "lang": "en", "lang_score": float("nan"),
-              "english_ratio": 1.0, "phash": "0" * 16, "person_substituted": False}
+    sample = {
+        "key": "00ff00ff00ff00ff",
+        "jpg": _jpeg(8, 8),
+        "caption": "a red square",
+        "url": "http://x/1.jpg",
+        "orig_width": 300,
+        "orig_height": 300,
+        "width": 256,
+        "height": 256,
+        "lang": "en",
+        "lang_score": float("nan"),
+        "english_ratio": 1.0,
+        "phash": "0" * 16,
+        "person_substituted": False,
+    }
     info = write_tar(str(tmp_path / "a.tar"), [sample])
     again = write_tar(str(tmp_path / "b.tar"), [sample])
     assert info == again and info["samples"] == 1
@@ -252,7 +337,7 @@ def test_check_rows_catches_lost_and_double_rows():
 def test_workdir_versions_resume_and_discard(tmp_path):
     root = str(tmp_path)
     wd = open_workdir(root, "demo", {"a": 1}, log=lambda _: None)
-    assert wd.version == 1 and complete_versions(str(tmp_path / "demo")) == []
+    assert wd.version == 1 and version_numbers(root, "demo") == []
     wd.mark("text-00000", {"rows": 3})
     assert open_workdir(root, "demo", {"a": 1}, log=lambda _: None).done("text-00000")
     assert not open_workdir(root, "demo", {"a": 2}, log=lambda _: None).done("text-00000")
@@ -262,14 +347,33 @@ def test_workdir_versions_resume_and_discard(tmp_path):
 
 
 def test_manifest_fields(tmp_path):
-    kept = pa.table({"key": ["k1"], "url": ["u"], "caption": ["<person> holds a red circle"], "shard": ["v1/shards/shard-000000.tar"],
-                     "orig_width": [400], "orig_height": [300], "lang_score": [0.9], "person_substituted": [True]})
+    kept = pa.table(
+        {
+            "key": ["k1"],
+            "url": ["u"],
+            "caption": ["<person> holds a red circle"],
+            "shard": ["v1/shards/shard-000000.tar"],
+            "orig_width": [400],
+            "orig_height": [300],
+            "lang_score": [0.9],
+            "person_substituted": [True],
+        }
+    )
     rejects = pa.table({"key": ["k2"], "url": ["u2"], "stage": ["text"], "reason": ["not_english"]})
     f = funnel([StageCount("source", 2, 2), StageCount.of("text", 2, [None, "not_english"])])
     shards = [{"path": "v1/shards/shard-000000.tar", "samples": 1, "bytes": 10, "sha256": "0" * 64}]
     out = tmp_path / "demo" / "v1"
-    m = write_version(str(out), dataset="demo", version=1, config={"x": 1}, sources=[{"uri": "s", "rows": 2, "sha256": "h"}],
-                      funnel=f, kept=kept, rejects=rejects, shards=shards)
+    m = write_version(
+        str(out),
+        dataset="demo",
+        version=1,
+        config={"x": 1},
+        sources=[{"uri": "s", "rows": 2, "sha256": "h"}],
+        funnel=f,
+        kept=kept,
+        rejects=rejects,
+        shards=shards,
+    )
     assert json.loads((out / "manifest.json").read_text()) == m
     assert m["format"] == FORMAT and m["samples"] == 1 and m["parents"] == [] and m["preview"] == ["k1"]
     assert m["schema"] == {"keys": ["jpg", "json", "txt"], "views": {"image": [], "text": []}}
@@ -278,5 +382,15 @@ def test_manifest_fields(tmp_path):
     assert pq.read_table(out / "rejects.parquet").column_names == ["key", "url", "stage", "reason"]
     assert json.loads((out / "stats.json").read_text()) == f
     with pytest.raises(ValueError, match="must be"):
-        write_version(str(tmp_path / "v1"), dataset="demo", version=1, config={}, sources=[], funnel=f, kept=kept, rejects=rejects, shards=shards)
+        write_version(
+            str(tmp_path / "v1"),
+            dataset="demo",
+            version=1,
+            config={},
+            sources=[],
+            funnel=f,
+            kept=kept,
+            rejects=rejects,
+            shards=shards,
+        )
     assert np.isclose(sum(m["stats"]["lid_score"]["counts"]), 1)

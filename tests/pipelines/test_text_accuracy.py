@@ -7,27 +7,62 @@ import subprocess
 from collections import Counter
 
 import pytest
+from support.shared import shared_path
 
 from pipelines.filters import TextChain
-from support.shared import shared_path
 
 MAX_REJECT_SHARE = 0.01
 
 SHORT_ENGLISH = [
-    "a red circle", "a green triangle", "a purple star", "a small red circle above a blue square",
-    "two blue squares", "there is a yellow star next to a red circle", "a big green triangle below a small blue circle",
-    "three red circles on a gray background", "a blue square to the left of a green star", "a yellow circle",
-    "a yellow heart", "a red heart",
+    "a red circle",
+    "a green triangle",
+    "a purple star",
+    "a small red circle above a blue square",
+    "two blue squares",
+    "there is a yellow star next to a red circle",
+    "a big green triangle below a small blue circle",
+    "three red circles on a gray background",
+    "a blue square to the left of a green star",
+    "a yellow circle",
+    "a yellow heart",
+    "a red heart",
 ]
 FOREIGN = {
-    "de": ["ein kleiner roter Kreis über einem blauen Quadrat", "ein roter Kreis", "ein grünes Dreieck",
-           "zwei blaue Quadrate", "ein Hund läuft am Strand"],
-    "ru": ["маленький красный круг над синим квадратом", "красный круг", "зелёный треугольник", "собака бежит по пляжу"],
+    "de": [
+        "ein kleiner roter Kreis über einem blauen Quadrat",
+        "ein roter Kreis",
+        "ein grünes Dreieck",
+        "zwei blaue Quadrate",
+        "ein Hund läuft am Strand",
+    ],
+    "ru": [
+        "маленький красный круг над синим квадратом",
+        "красный круг",
+        "зелёный треугольник",
+        "собака бежит по пляжу",
+    ],
     "zh": ["蓝色正方形上方的小红圈", "红色的圆圈", "绿色三角形", "一只狗在海滩上奔跑"],
     "es": ["un pequeño círculo rojo encima de un cuadrado azul", "un círculo rojo", "el perro negro corre en la playa"],
 }
-MEANINGLESS = ["IMG_0042.JPG", "DSC01234.jpg", "img_0.jpg", "PXL_20230101_123456.jpg", "https://example.com/photo.jpg", "0042", "12/05/2019"]
-SINGLE_POS = ["red blue green", "circle square star", "dog cat bird", "green red blue", "star circle square", "triangle star circle", "blue purple", "small tiny"]
+MEANINGLESS = [
+    "IMG_0042.JPG",
+    "DSC01234.jpg",
+    "img_0.jpg",
+    "PXL_20230101_123456.jpg",
+    "https://example.com/photo.jpg",
+    "0042",
+    "12/05/2019",
+]
+SINGLE_POS = [
+    "red blue green",
+    "circle square star",
+    "dog cat bird",
+    "green red blue",
+    "star circle square",
+    "triangle star circle",
+    "blue purple",
+    "small tiny",
+]
 
 
 def reasons(chain: TextChain, captions: list[str]) -> list[str | None]:
@@ -35,7 +70,9 @@ def reasons(chain: TextChain, captions: list[str]) -> list[str | None]:
 
 
 def apertium(mode: str, captions: list[str]) -> list[str]:
-    out = subprocess.run(["apertium", "-u", mode], input="\n".join(captions) + "\n", capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["apertium", "-u", mode], input="\n".join(captions) + "\n", capture_output=True, text=True, check=True
+    )
     lines = out.stdout.strip("\n").split("\n")
     assert len(lines) == len(captions), f"apertium {mode} returned {len(lines)} lines for {len(captions)}"
     return lines

@@ -19,7 +19,7 @@ used, with two corrections measured on such lists, where the tagger has no synta
   A base form, or a present tense with no such noun ("hexagons triangles": VBZ after a
   plural), doubles as a noun or adjective.
 A caption is single_pos when one part of speech fits every word. Only alphabetic tokens
-count, and captions with fewer than `single_pos_min_words` (default 2) words are kept: one
+count, and captions with fewer than `min_words` (default 2) words are kept: one
 word has one part of speech by definition; "blue purple" and "small tiny" are lists.
 
 Speed: a caption holding an unambiguous function word ("a", "the", "of", "with" ...: only
@@ -33,9 +33,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import Field
+
 from catalog import assets
-from pipelines.filters.base import FILTERS, Filter, Verdict, reject
-from pipelines.filters.config import TextFilterConfig
+from catalog.config import Config
+from pipelines.filters.base import Filter, Verdict, register, reject
+from pipelines.filters.config import FilterConfig
 
 TAGGER = ("tok2vec", "tagger", "attribute_ruler")
 _NOUN_ADJ = ("NOUN", "ADJ")
@@ -49,13 +52,19 @@ FUNCTION_WORDS = frozenset(
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-@FILTERS.register("single_pos")
+@register
 class SinglePos(Filter):
+    """Every word fits one part of speech (module docstring); spaCy batches of `filter.spacy_batch_size`."""
+
     name = "single_pos"
     reason = "single_pos"
 
-    def __init__(self, config: TextFilterConfig | None = None) -> None:
-        self.config = config or TextFilterConfig()
+    class Options(Config):
+        min_words: int = Field(2, ge=2, description="captions with fewer words are never single_pos")
+
+    def __init__(self, options: Config | dict[str, Any] | None = None, settings: Any = None) -> None:
+        super().__init__(options, settings)
+        self.batch_size = (settings or FilterConfig()).spacy_batch_size
         self._nlp: Any = None
         self._wn: Any = None
         self._wn_cache: dict[tuple[str, str], bool] = {}
@@ -80,7 +89,7 @@ class SinglePos(Filter):
         return hit
 
     def _noun_number(self, token: Any) -> str | None:
-        """"singular"/"plural" for a noun token, None for other tokens (see the module docstring)."""
+        """ "singular"/"plural" for a noun token, None for other tokens (see the module docstring)."""
         if token.tag_ in ("NNS", "NNPS"):
             return "plural"
         if token.tag_ not in ("NN", "NNP"):
@@ -107,7 +116,7 @@ class SinglePos(Filter):
 
     def is_single_pos(self, doc: Any) -> bool:
         words = [t for t in doc if t.is_alpha]
-        if len(words) < self.config.single_pos_min_words:
+        if len(words) < self.options.min_words:
             return False
         common = self._possible(words[0], None)
         for previous, token in zip(words, words[1:]):
@@ -121,7 +130,7 @@ class SinglePos(Filter):
             self.setup()
         out: list[Verdict] = [True] * len(rows)
         todo = [i for i, row in enumerate(rows) if not self.surely_mixed(row["caption"])]
-        docs = self._nlp.pipe((rows[i]["caption"] for i in todo), batch_size=self.config.spacy_batch_size)
+        docs = self._nlp.pipe((rows[i]["caption"] for i in todo), batch_size=self.batch_size)
         for i, doc in zip(todo, docs):
             if self.is_single_pos(doc):
                 out[i] = reject(self.reason)

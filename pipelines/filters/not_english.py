@@ -1,0 +1,135 @@
+"""`not_english` (FILIP §3.1): fastText lid.176 and the English-word ratio decide together.
+
+fastText's probability is not an English score for short text
+(shared/notes/filter-facts.md: "a red circle" -> en 0.20; real captions whose top label is
+pl/es/nl still give en 0.12-0.43, while foreign captions give en < 0.04), so fastText and
+the English-word ratio r (`pipelines.filters.english`, here with frequent Romance/Germanic
+function words that are also WordNet entries — "de", "la", "el", "un", "der", "die",
+"les" ... — counted as NOT English) decide together (option names in brackets):
+  1. top label `en` with probability >= `confident_en`: English;
+  2. top label `en`, less sure ("dos astres grocs." -> en 0.33): English when
+     r >= `weak_en_ratio`;
+  3. another top label: English only when r >= `english_ratio`, the top label's
+     probability is below `foreign_prob` (`short_foreign_prob` for captions of at
+     most `short_words` words: short text is where fastText is unsure), and either
+     fastText still gives English >= `min_en_prob`, or it is unsure of every language
+     (top probability < `unsure_prob`: "a yellow heart" -> nl 0.09, fr 0.08, de 0.07),
+     or every counted word is an English word (r >= `all_english_ratio`: "A purple heart
+     above a black circle" -> de 0.29, en < 0.08; a word-level fact outweighs a low
+     probability, while a confident foreign label still rejects).
+fastText splits on whitespace only, so punctuation glued to a word makes it an unseen
+token ("a black star." -> pt 0.41, "a black star ." -> en 0.31): it sees the caption with
+punctuation split off (`lid_text`), the form real captions such as Flickr's already have.
+The row gets `lang` ("en" when kept, else the top label) and `lang_score` (fastText's
+English probability when kept, else the top label's probability).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field
+
+from catalog import assets
+from catalog.config import Config
+from pipelines.filters.base import Filter, Verdict, register, reject
+from pipelines.filters.english import WORD, EnglishWords, english_words
+
+_LID_TOKEN = re.compile(r"\w+|[^\w\s]+")
+# Function words of es/ca/pt/fr/it/de/nl that WordNet also lists (abbreviations, letters,
+# notes: "de" Delaware, "la" Louisiana, "el" elevated railway, "die" the verb ...).
+FOREIGN_FUNCTION_WORDS = frozenset(
+    "un una uno unos unas el la las los lo le les del al de da di du des dos tres y e o en con por para "
+    "sobre sota que qui il ils et est es ist und der die das den dem des ein eine einem einer mit von zu "
+    "im am het een op na ao os às per col nel".split()
+)
+
+
+def lid_text(caption: str) -> str:
+    """The caption as fastText sees it: words and punctuation runs separated by single spaces."""
+    return " ".join(_LID_TOKEN.findall(caption))
+
+
+def _prob(default: float, description: str) -> Any:
+    return Field(default, ge=0.0, le=1.0, description=description)
+
+
+@register
+class NotEnglish(Filter):
+    """fastText lid.176 top label + English probability + English-word ratio (module docstring)."""
+
+    name = "not_english"
+    reason = "not_english"
+
+    class Options(Config):
+        confident_en: float = _prob(0.5, "top label en at least this sure: English")
+        weak_en_ratio: float = _prob(0.5, "top label en but less sure: least English-word ratio to count as English")
+        unsure_prob: float = _prob(0.2, "top probability below this: fastText is unsure of every language")
+        min_en_prob: float = _prob(
+            0.08,
+            "when the top label is not en: least English probability to still count as English "
+            "(real English captions measured >= 0.12, foreign ones <= 0.04)",
+        )
+        foreign_prob: float = _prob(0.7, "a top non-English label at or above this probability always rejects")
+        short_words: int = Field(6, ge=1, description="captions with at most this many words are 'short'")
+        short_foreign_prob: float = _prob(0.9, "foreign_prob for short captions (fastText is unsure on short text)")
+        english_ratio: float = _prob(
+            0.8,
+            "when the top label is not en: least English-word ratio (foreign function words "
+            "counted as not English) to still count as English",
+        )
+        all_english_ratio: float = _prob(
+            1.0,
+            "when the top label is not en (and below the foreign cut-off): an English-word ratio at "
+            "least this high counts as English without support from fastText's English probability",
+        )
+
+    def __init__(
+        self, options: Config | dict[str, Any] | None = None, settings: Any = None, words: EnglishWords | None = None
+    ) -> None:
+        super().__init__(options, settings)
+        self.words = words or english_words()
+        self._model: Any = None
+
+    def setup(self) -> None:
+        self._model = assets.lid_model()
+        self.words.setup()
+
+    def scores(self, caption: str) -> tuple[str, float, float]:
+        """(top label, its probability, English probability) from fastText."""
+        labels, probs = self._model.predict(lid_text(caption), k=-1)
+        top = labels[0][9:]  # strip "__label__"
+        p_en = 0.0
+        for label, p in zip(labels, probs):
+            if label == "__label__en":
+                p_en = float(p)
+                break
+        return top, float(probs[0]), p_en
+
+    def is_english(self, caption: str) -> tuple[bool, str, float]:
+        """(decision, lang, lang_score) as written into the row."""
+        top, p_top, p_en = self.scores(caption)
+        o = self.options
+        if top == "en" and p_en >= o.confident_en:
+            return True, "en", p_en
+        ratio = self.words.ratio(caption, FOREIGN_FUNCTION_WORDS)
+        if top == "en":
+            return (True, "en", p_en) if ratio >= o.weak_en_ratio else (False, top, p_top)
+        n_words = len(WORD.findall(caption))
+        foreign_max = o.short_foreign_prob if n_words <= o.short_words else o.foreign_prob
+        if (
+            p_top < foreign_max
+            and ratio >= o.english_ratio
+            and (p_en >= o.min_en_prob or p_top < o.unsure_prob or ratio >= o.all_english_ratio)
+        ):
+            return True, "en", p_en
+        return False, top, p_top
+
+    def keep(self, row: dict[str, Any]) -> Verdict:
+        if self._model is None:
+            self.setup()
+        english, lang, score = self.is_english(row["caption"].replace("\n", " "))
+        row["lang"] = lang
+        row["lang_score"] = round(score, 4)
+        return True if english else reject(self.reason)
