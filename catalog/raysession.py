@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Any, Iterator, Optional
 
 import ray
@@ -53,11 +54,21 @@ def ray_session(cfg: RayConfig | None = None, log_path: str | None = None,
                 ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
             started = True
             _quiet_ray_data(quiet)
+            if quiet:  # into the job's log: where the workers' own logs are
+                print(f"lipforge: Ray worker logs are under {_session_logs()}", file=sys.stderr, flush=True)
         try:
             yield max(1, int(ray.cluster_resources().get("CPU", 1)))
         finally:
             if started:
                 ray.shutdown()
+
+
+def _session_logs() -> str:
+    """The Ray session's log folder on this node (worker stdout/stderr live there)."""
+    try:
+        return os.path.join(ray._private.worker._global_node.get_session_dir_path(), "logs")
+    except AttributeError:  # no local node object (e.g. a Ray client connection)
+        return "the Ray session's logs folder (/tmp/ray/session_latest/logs on the head node)"
 
 
 def _quiet_ray_data(quiet: bool) -> None:

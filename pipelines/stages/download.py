@@ -16,13 +16,15 @@ Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import threading
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from catalog import storage
+from catalog.console import progress, verbose
 from catalog.parquet import read_parquet, write_parquet
 from pipelines.filters.config import FilterConfig
 from pipelines.stages.config import BuildConfig
@@ -96,10 +98,13 @@ def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -
 
     d = cfg.download
     stop = threading.Event()
-    bar = threading.Thread(target=_progress, args=(wd, n_shards, stop), daemon=True)
-    bar.start()
+    bar = progress(total=n_shards, desc="download", unit="shard")  # made before stdout is redirected
+    watcher = threading.Thread(target=_follow, args=(wd, bar, stop), daemon=True)
+    watcher.start()
+    # img2dataset prints its own progress lines to stdout: into the job's log with Ray's
+    quiet = contextlib.nullcontext() if verbose() else contextlib.redirect_stdout(sys.stderr)
     try:
-        with header_probe():
+        with header_probe(), quiet:
             download(
                 url_list=input_uri,
                 output_folder=raw_dir(wd),
@@ -126,21 +131,21 @@ def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -
             )
     finally:
         stop.set()
-        bar.join()
+        watcher.join()
+        bar.close()
 
 
 def _stats_count(wd: WorkDir) -> int:
     return sum(1 for n in _listdir_fresh(raw_dir(wd)) if n.endswith("_stats.json"))
 
 
-def _progress(wd: WorkDir, total: int, stop: threading.Event) -> None:
-    with tqdm(total=total, desc="download", unit="shard") as bar:
-        while True:
-            done = _stats_count(wd)
-            bar.update(done - bar.n)
-            if stop.wait(2.0):
-                bar.update(_stats_count(wd) - bar.n)
-                return
+def _follow(wd: WorkDir, bar, stop: threading.Event) -> None:
+    """Advance the download bar as img2dataset's shards finish (each writes a stats file)."""
+    while True:
+        bar.update(_stats_count(wd) - bar.n)
+        if stop.wait(2.0):
+            bar.update(_stats_count(wd) - bar.n)
+            return
 
 
 def _results(wd: WorkDir, survivors: pa.Table) -> pa.Table:
