@@ -24,7 +24,7 @@ class CropConfig(Config):
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CropConfig":
+    def _ordered(self) -> CropConfig:
         lo, hi = self.scale
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {self.scale}")
@@ -45,7 +45,9 @@ class PhotometricConfig(Config):
 
 
 class ImageViewsConfig(Config):
-    policy: Literal["declip", "autoaugment"] = "declip"  # autoaugment: crop + flip + AutoAugment ImageNet policy (FILIP §3.2)
+    policy: Literal["declip", "autoaugment"] = (
+        "declip"  # autoaugment: crop + flip + AutoAugment ImageNet policy (FILIP §3.2)
+    )
     global_views: CropConfig = CropConfig(count=2, size=224, scale=(0.2, 1.0))
     local_views: CropConfig = CropConfig(count=4, size=96, scale=(0.05, 0.4))
     photometric: PhotometricConfig = PhotometricConfig()
@@ -63,7 +65,7 @@ class EdaConfig(Config):
     alpha_rd: float = Field(0.1, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _some_op(self) -> "EdaConfig":
+    def _some_op(self) -> EdaConfig:
         if self.views and not self.ops:
             raise ValueError("ops must name at least one of sr, ri, rs, rd")
         return self
@@ -95,7 +97,7 @@ class AugmentConfig(Config):
     num_workers: Optional[int] = Field(None, gt=0)  # Ray actors; None: one per cluster CPU
 
     @model_validator(mode="after")
-    def _known_views(self) -> "AugmentConfig":
+    def _known_views(self) -> AugmentConfig:
         from augment.views import VIEWS
 
         unknown = [v for v in self.views if v not in VIEWS]

@@ -17,8 +17,9 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,7 +46,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=2000, help="captions")
     ap.add_argument("--images", type=int, default=300, help="images")
     ap.add_argument("--parts", default="filter,eda,bt,image", help="comma-separated subset of filter,eda,bt,image")
-    ap.add_argument("--repeat", type=int, default=1, help="measure the bt and image rates this many times (noisy machine)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="measure the bt and image rates this many times (noisy machine)"
+    )
     args = ap.parse_args()
     tsv = Path(args.data) / "captions_all.tsv"
     if not tsv.is_file():
@@ -81,7 +84,11 @@ def bench_filter(captions: list[str]) -> None:
 
         chain = TextChain()
         chain.setup()
-        measure("filter stage: TextChain.run (baseline)", len(captions), lambda: chain.run([{"caption": c, "url": ""} for c in captions]))
+        measure(
+            "filter stage: TextChain.run (baseline)",
+            len(captions),
+            lambda: chain.run([{"caption": c, "url": ""} for c in captions]),
+        )
     except Exception as exc:  # the chain belongs to another package; report rather than fail
         print(f"filter stage: not measured ({type(exc).__name__}: {exc})")
 
@@ -91,16 +98,26 @@ def bench_eda(captions: list[str]) -> float:
     from augment.text.eda import Eda, WordNetSynonyms
     from augment.text.protect import Protector
     from augment.views import view_rng
+    from catalog import assets
     from catalog.keys import sample_key
 
+    assets.prepare()  # WordNetSynonyms reads the prepared WordNet copy
     eda = Eda(WordNetSynonyms(), Protector(["<person>"]), {"sr": 0.1, "ri": 0.1, "rs": 0.1, "rd": 0.1})
     eda.apply("warm up the synonym cache", "sr", random.Random(0))
     keys = [sample_key(c + str(i)) for i, c in enumerate(captions)]
     for op in ("sr", "ri", "rs", "rd"):
-        measure(f"EDA {op} (cold synonym cache)" if op in ("sr", "ri") else f"EDA {op}", len(captions),
-                lambda op=op: [eda.apply(c, op, view_rng(k, 0, "eda0")) for k, c in zip(keys, captions)], 2000)
-    measure("EDA DeCLIP view (one of sr/rs/rd), warm", len(captions),
-            lambda: [eda.choose_and_apply(c, ["sr", "rs", "rd"], view_rng(k, 0, "eda1")) for k, c in zip(keys, captions)], 2000)
+        measure(
+            f"EDA {op} (cold synonym cache)" if op in ("sr", "ri") else f"EDA {op}",
+            len(captions),
+            lambda op=op: [eda.apply(c, op, view_rng(k, 0, "eda0")) for k, c in zip(keys, captions)],
+            2000,
+        )
+    measure(
+        "EDA DeCLIP view (one of sr/rs/rd), warm",
+        len(captions),
+        lambda: [eda.choose_and_apply(c, ["sr", "rs", "rd"], view_rng(k, 0, "eda1")) for k, c in zip(keys, captions)],
+        2000,
+    )
     try:
         import nlpaug.augmenter.word as naw
 
@@ -110,7 +127,11 @@ def bench_eda(captions: list[str]) -> float:
         measure("  baseline nlpaug RandomWordAug delete", len(captions), lambda: [delete.augment(c) for c in captions])
     except ImportError:
         print("  nlpaug not installed: baseline skipped")
-    return sum(len(eda.choose_and_apply(c, ["sr", "rs", "rd"], random.Random(0)).text.encode()) for c in captions) * 2 / len(captions)
+    return (
+        sum(len(eda.choose_and_apply(c, ["sr", "rs", "rd"], random.Random(0)).text.encode()) for c in captions)
+        * 2
+        / len(captions)
+    )
 
 
 def bench_bt(captions: list[str], repeat: int) -> float:
@@ -125,24 +146,38 @@ def bench_bt(captions: list[str], repeat: int) -> float:
     for pivot in ("spa", "cat"):
         for _ in range(repeat):
             out = []
-            measure(f"apertium round trip eng-{pivot}-eng (batched)", len(captions),
-                    lambda pivot=pivot: out.extend(translator.round_trip(captions, pivot)), 300)
+            measure(
+                f"apertium round trip eng-{pivot}-eng (batched)",
+                len(captions),
+                lambda pivot=pivot, out=out: out.extend(translator.round_trip(captions, pivot)),
+                300,
+            )
         same = sum(a == b for a, b in zip(captions, out))
         print(f"  identical to the source: {same} ({100 * same / len(captions):.1f}%)")
     stream = StreamingApertiumPipe(("eng-spa", "spa-eng"))
-    measure("  alt: spa chain kept open (-z + stdbuf)", len(captions),
-            lambda: ([stream.run(captions[i : i + 256]) for i in range(0, len(captions), 256)], stream.close()))
+    measure(
+        "  alt: spa chain kept open (-z + stdbuf)",
+        len(captions),
+        lambda: ([stream.run(captions[i : i + 256]) for i in range(0, len(captions), 256)], stream.close()),
+    )
     few = captions[:40]
-    measure("  baseline: one `apertium` call per caption", len(few),
-            lambda: [subprocess.run("apertium -u eng-spa | apertium -u spa-eng", shell=True, input=c.encode(), capture_output=True) for c in few])
+    measure(
+        "  baseline: one `apertium` call per caption",
+        len(few),
+        lambda: [
+            subprocess.run(
+                "apertium -u eng-spa | apertium -u spa-eng", shell=True, input=c.encode(), capture_output=True
+            )
+            for c in few
+        ],
+    )
     return sum(len(t.encode()) for t in out) / len(captions)
 
 
 def bench_image(data: Path, files: list[str], repeat: int) -> float:
     """2 global + 4 local views per sample, JPEG decode and encode included; returns source jpg bytes per sample."""
     from augment.config import AugmentConfig
-    from augment.shard import transform_samples
-    from augment.views import VIEWS
+    from augment.views import VIEWS, transform_samples
     from catalog.keys import sample_key
 
     cfg = AugmentConfig()
@@ -155,12 +190,21 @@ def bench_image(data: Path, files: list[str], repeat: int) -> float:
         for k in kinds:
             k.stats.clear()
         for _ in range(repeat):
-            samples = [{"__key__": sample_key(f), "jpg": j, "txt": "", "json": {}, "members": {}} for f, j in zip(files, jpgs)]
-            measure(f"image views 2 global + 4 local ({policy})", len(samples), lambda: transform_samples(samples, kinds), 100, "samples")
+            samples = [
+                {"__key__": sample_key(f), "jpg": j, "txt": "", "json": {}, "members": {}} for f, j in zip(files, jpgs)
+            ]
+            measure(
+                f"image views 2 global + 4 local ({policy})",
+                len(samples),
+                lambda samples=samples, kinds=kinds: transform_samples(samples, kinds),
+                100,
+                "samples",
+            )
         if policy == "declip":
             for k in kinds:
                 print(f"  {k.name}: {k.stats['bytes'] / k.stats['samples']:,.0f} bytes/sample")
     return sum(map(len, jpgs)) / len(jpgs)
+
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -43,13 +43,17 @@ def _batch(preset: dict, batch: int, device: str) -> dict:
     size = preset["vision"]["image_size"]
     captions = [f"a photo of shape number {i} in colour {i % 7} on the left" for i in range(batch)]
     text, mask = tokenize(captions)
-    return {"image": torch.randn(batch, 3, size, size, device=device), "text": text.to(device),
-            "text_mask": mask.to(device)}
+    return {
+        "image": torch.randn(batch, 3, size, size, device=device),
+        "text": text.to(device),
+        "text_mask": mask.to(device),
+    }
 
 
 def _timed(steps: dict, warmup: int, iters: int, device: str) -> dict[str, dict[str, float]]:
     """Median wall and process-CPU seconds per call of each step; the steps alternate, so a
     shared machine's load falls on all of them alike."""
+
     def once(step) -> tuple[float, float]:
         if device == "cuda":
             torch.cuda.synchronize()
@@ -66,7 +70,10 @@ def _timed(steps: dict, warmup: int, iters: int, device: str) -> dict[str, dict[
     for _ in range(iters):
         for name, step in steps.items():
             times[name].append(once(step))
-    return {name: {"wall": statistics.median(w for w, _ in t), "cpu": statistics.median(c for _, c in t)} for name, t in times.items()}
+    return {
+        name: {"wall": statistics.median(w for w, _ in t), "cpu": statistics.median(c for _, c in t)}
+        for name, t in times.items()
+    }
 
 
 def case(kind: str, preset_name: str, batch: int, device: str, precision: str, iters: int, queue) -> None:
@@ -81,9 +88,12 @@ def case(kind: str, preset_name: str, batch: int, device: str, precision: str, i
     if kind == "filip":
         objectives["filip"] = ObjectiveSpec(options={"token_fraction": 0.25})
     mask = 0.5 if kind == "flip" else 0.0
-    cfg = TrainConfig(dataset="bench@1", precision=precision, objectives=objectives,
-                      model={"preset": preset_name, "mask_ratio": mask,
-                             "embed_dim": 256 if preset_name != "tiny" else None})
+    cfg = TrainConfig(
+        dataset="bench@1",
+        precision=precision,
+        objectives=objectives,
+        model={"preset": preset_name, "mask_ratio": mask, "embed_dim": 256 if preset_name != "tiny" else None},
+    )
     trainee = build_trainee(cfg).to(device)
     preset = load_preset(preset_name)
     data = _batch(preset, batch, device)
@@ -122,11 +132,26 @@ def case(kind: str, preset_name: str, batch: int, device: str, precision: str, i
         assert trainee.model.training
         if device == "cpu":
             torch.set_num_threads(1)
-        t = _timed({"image_masked": lambda: image_step(True), "image_unmasked": lambda: image_step(False)},
-                   warmup=1, iters=iters, device=device)
-        queue.put({name: {"kind": name, "preset": preset_name, "batch": batch, "s_per_step": v["wall"],
-                          "cpu_s_per_step": v["cpu"], "samples_per_s": batch / v["wall"], "peak_mem_gib": float("nan")}
-                   for name, v in t.items()})
+        t = _timed(
+            {"image_masked": lambda: image_step(True), "image_unmasked": lambda: image_step(False)},
+            warmup=1,
+            iters=iters,
+            device=device,
+        )
+        queue.put(
+            {
+                name: {
+                    "kind": name,
+                    "preset": preset_name,
+                    "batch": batch,
+                    "s_per_step": v["wall"],
+                    "cpu_s_per_step": v["cpu"],
+                    "samples_per_s": batch / v["wall"],
+                    "peak_mem_gib": float("nan"),
+                }
+                for name, v in t.items()
+            }
+        )
         return
     step = {"open_clip": open_clip_step, "clip": lipforge_step, "filip": lipforge_step}[kind]
     if device == "cuda":
@@ -166,7 +191,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="default: 128 on CPU, 512 on CUDA")
     ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--flip-preset", default="ViT-B-32", help="FLIP ratio also on this encoder (CPU runs; 'none' to skip)")
+    ap.add_argument(
+        "--flip-preset", default="ViT-B-32", help="FLIP ratio also on this encoder (CPU runs; 'none' to skip)"
+    )
     ap.add_argument("--flip-batch", type=int, default=32)
     ap.add_argument("--flip-iters", type=int, default=3)
     args = ap.parse_args()
@@ -179,28 +206,45 @@ def main() -> None:
     r.update(run("flip", preset, batch, args))
 
     def flip_row(res: dict, where: str) -> tuple[str, float, str]:
-        return (f"FLIP 50% mask image fwd+bwd throughput / unmasked ({where})",
-                res["image_masked"]["samples_per_s"] / res["image_unmasked"]["samples_per_s"], ">= 1.8")
+        return (
+            f"FLIP 50% mask image fwd+bwd throughput / unmasked ({where})",
+            res["image_masked"]["samples_per_s"] / res["image_unmasked"]["samples_per_s"],
+            ">= 1.8",
+        )
 
     rows = [
-        ("CLIP step throughput: lipforge / open_clip loop", r["clip"]["samples_per_s"] / r["open_clip"]["samples_per_s"], ">= 0.95"),
+        (
+            "CLIP step throughput: lipforge / open_clip loop",
+            r["clip"]["samples_per_s"] / r["open_clip"]["samples_per_s"],
+            ">= 0.95",
+        ),
         ("FILIP+CLIP / CLIP step time", r["filip"]["s_per_step"] / r["clip"]["s_per_step"], "<= 1.15 (GPU, B/32 b512)"),
-        ("FILIP+CLIP / CLIP peak memory", r["filip"]["peak_mem_gib"] / r["clip"]["peak_mem_gib"], "<= 1.25 (GPU, B/32 b512)"),
+        (
+            "FILIP+CLIP / CLIP peak memory",
+            r["filip"]["peak_mem_gib"] / r["clip"]["peak_mem_gib"],
+            "<= 1.25 (GPU, B/32 b512)",
+        ),
         flip_row(r, f"{preset} b{batch}"),
     ]
     if not gpu and args.flip_preset != "none" and args.flip_preset != preset:
         big = run("flip", args.flip_preset, args.flip_batch, args, iters=args.flip_iters)
         r.update({f"{k}_{args.flip_preset}": v for k, v in big.items()})
         rows.append(flip_row(big, f"{args.flip_preset} b{args.flip_batch}"))
-    print(f"device={args.device} preset={preset} batch={batch} precision={args.precision} threads={torch.get_num_threads()}")
+    print(
+        f"device={args.device} preset={preset} batch={batch} precision={args.precision} threads={torch.get_num_threads()}"
+    )
     for k, v in r.items():
         cpu = f" (cpu {v['cpu_s_per_step'] * 1e3:.1f} ms)" if "cpu_s_per_step" in v else ""
-        print(f"  {k:24s} {v['s_per_step'] * 1e3:9.1f} ms/step{cpu} {v['samples_per_s']:9.1f} samples/s peak {v['peak_mem_gib']:.3f} GiB")
+        print(
+            f"  {k:24s} {v['s_per_step'] * 1e3:9.1f} ms/step{cpu} {v['samples_per_s']:9.1f} samples/s peak {v['peak_mem_gib']:.3f} GiB"
+        )
     for name, ratio, target in rows:
         print(f"{name:55s} {ratio:6.3f}   target {target}")
     if gpu:
         b16 = run("clip", "ViT-B-16", batch, args)
-        print(f"ViT-B/16 bf16 CLIP: {b16['samples_per_s']:.1f} samples/s, {b16.get('tflops_per_s', 0):.1f} TFLOP/s, MFU {b16.get('mfu')}")
+        print(
+            f"ViT-B/16 bf16 CLIP: {b16['samples_per_s']:.1f} samples/s, {b16.get('tflops_per_s', 0):.1f} TFLOP/s, MFU {b16.get('mfu')}"
+        )
     print(json.dumps({"results": r, "ratios": {n: v for n, v, _ in rows}}))
 
 

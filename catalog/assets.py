@@ -312,14 +312,16 @@ def stop_words() -> frozenset[str]:
 
 
 @functools.cache
-def clip_tokenizer() -> Any:
-    """open_clip's SimpleTokenizer on the BPE vocab it ships (vocab size 49,408)."""
+def clip_tokenizer(special_tokens: tuple[str, ...] = (), context_length: int = 77) -> Any:
+    """open_clip's SimpleTokenizer on the BPE vocab it ships (vocab size 49,408), with
+    `special_tokens` appended after it (ids 49408, 49409, ... in order)."""
     path = clip_vocab_path()
     from open_clip.tokenizer import SimpleTokenizer
 
-    tok = SimpleTokenizer(bpe_path=str(path))
-    if len(tok.encoder) != CLIP_VOCAB_SIZE:
-        raise AssetMissing(f"CLIP BPE vocab: {path} gives {len(tok.encoder)} tokens, expected {CLIP_VOCAB_SIZE}")
+    tok = SimpleTokenizer(bpe_path=str(path), additional_special_tokens=list(special_tokens) or None,
+                          context_length=context_length)
+    if len(tok.encoder) != CLIP_VOCAB_SIZE + len(special_tokens):
+        raise AssetMissing(f"CLIP BPE vocab: {path} gives {len(tok.encoder) - len(special_tokens)} tokens, expected {CLIP_VOCAB_SIZE}")
     return tok
 
 

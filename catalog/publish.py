@@ -6,7 +6,8 @@ already has their entries), derives the sample schema, statistics and preview (f
 shards, or from the caller's samples through the same `contents_of`), and writes
 `stats.json` and then `manifest.json`, which makes the version visible. Shard paths are
 relative to the dataset directory, so a version may list shards that live in an older
-version's directory.
+version's directory. View members are never guessed from names: the producer that writes
+them declares them (`views=`), so a clean build's schema has none.
 """
 
 from __future__ import annotations
@@ -14,21 +15,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
-import re
-import tarfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Iterable, Iterator
+from typing import Any
 
+from catalog import storage
 from catalog.manifest import FORMAT, check_manifest
-from catalog.shards import ShardError, sha256_of, split_name
+from catalog.shards import ShardError, iter_samples, sha256_of
 from catalog.stats import version_stats
 from catalog.versions import version_uri
-from catalog import storage
 
 PREVIEW_SIZE = 32
-_IMAGE_VIEW = re.compile(r"^[gl]\d+\.jpg$")
-_TEXT_VIEW = re.compile(r"^(eda\d+|bt\.[a-z]+)\.txt$")
+MODALITIES = ("image", "text")
+Views = Mapping[str, Iterable[str]]  # modality -> view member names, as their producer declares them
 
 
 def describe_shard(dataset_uri: str, path: str) -> dict[str, Any]:
@@ -37,38 +37,22 @@ def describe_shard(dataset_uri: str, path: str) -> dict[str, Any]:
     if not storage.exists(uri):
         raise ShardError(f"{uri}: shard is missing")
     sha, size = sha256_of(uri)
-    samples = sum(1 for _ in iter_samples(uri))
+    samples = sum(1 for _ in iter_samples(uri, members=()))
     return {"path": path, "samples": samples, "bytes": size, "sha256": sha}
 
 
-def iter_samples(uri: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {ext: bytes}) for the samples of a shard, streamed in order (text and json only)."""
-    key, members = None, {}
-    with storage.open_read(uri) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for info in tar:
-            parts = split_name(info.name) if info.isfile() else None
-            if parts is None:
-                continue
-            if parts[0] != key:
-                if key is not None:
-                    yield key, members
-                key, members = parts[0], {}
-            wanted = parts[1].endswith((".txt", ".json")) or parts[1] in ("txt", "json")
-            members[parts[1]] = tar.extractfile(info).read() if wanted else b""
-    if key is not None:
-        yield key, members
-
-
-def schema_of(exts: set[str]) -> dict[str, Any]:
+def schema_of(keys: Iterable[str], views: Views | None = None) -> dict[str, Any]:
     """manifest["schema"]: `keys` = every member extension present (jpg, txt, json and any
-    views); `views` = only the view members among them (g0.jpg, l0.jpg, eda0.txt, bt.spa.txt),
-    by modality. A clean build has no views."""
+    views), sorted; `views` = the view members by modality, exactly as their producer declares
+    them (the augment job: each view kind's members). Without `views` there are none."""
+    views = views or {}
+    unknown = sorted(set(views) - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"view modalities {unknown}: expected {', '.join(MODALITIES)}")
+    declared = {m: sorted(set(views.get(m, ()))) for m in MODALITIES}
     return {
-        "keys": sorted(exts),
-        "views": {
-            "image": sorted(e for e in exts if _IMAGE_VIEW.match(e)),
-            "text": sorted(e for e in exts if _TEXT_VIEW.match(e)),
-        },
+        "keys": sorted(set(keys).union(*declared.values())),
+        "views": declared,
     }
 
 
@@ -103,8 +87,11 @@ class Contents:
     preview: list[str]
 
 
-def contents_of(samples: Iterable[tuple[str, str, dict[str, Any], Iterable[str]]]) -> Contents:
-    """Contents from (key, caption, sample json, member extensions) per sample, in version order."""
+def contents_of(
+    samples: Iterable[tuple[str, str, dict[str, Any], Iterable[str]]], views: Views | None = None
+) -> Contents:
+    """Contents from (key, caption, sample json, member extensions) per sample, in version order;
+    `views`: the view members the producer declares (see `schema_of`)."""
     exts: set[str] = set()
     preview: list[str] = []
 
@@ -116,11 +103,11 @@ def contents_of(samples: Iterable[tuple[str, str, dict[str, Any], Iterable[str]]
             yield caption, meta
 
     stats = version_stats(captions_and_meta())
-    return Contents(schema_of(exts), stats, preview)
+    return Contents(schema_of(exts, views), stats, preview)
 
 
-def scan_contents(dataset_uri: str, shard_paths: list[str]) -> Contents:
-    """Contents read from the shards themselves (text and json members; images are skipped)."""
+def scan_contents(dataset_uri: str, shard_paths: list[str], views: Views | None = None) -> Contents:
+    """Contents read from the shards themselves (every member name; captions and sample json)."""
 
     def samples() -> Iterator[tuple[str, str, dict[str, Any], Iterable[str]]]:
         for path in shard_paths:
@@ -128,7 +115,7 @@ def scan_contents(dataset_uri: str, shard_paths: list[str]) -> Contents:
                 meta = json.loads(members["json"]) if members.get("json") else {}
                 yield key, members.get("txt", b"").decode("utf-8"), meta, members
 
-    return contents_of(samples())
+    return contents_of(samples(), views)
 
 
 def publish_version(
@@ -143,6 +130,7 @@ def publish_version(
     parents: list[str] | None = None,
     code: str | None = None,
     contents: Contents | None = None,
+    views: Views | None = None,
 ) -> dict[str, Any]:
     """Write `stats.json` and then `manifest.json` of `{root}/{dataset}/v{version}/`; return the manifest.
 
@@ -152,23 +140,26 @@ def publish_version(
     the caller already has (the build hashes each tar as it writes it; a refresh carries
     its parent's entries forward unchanged). `contents` (schema, stats, preview) is read
     from the shards when not given; a caller that holds the samples' captions and json
-    passes `contents_of(...)` instead, computed by the same code.
+    passes `contents_of(...)` instead, computed by the same code. `views` declares the view
+    members by modality when the contents are read from the shards (see `schema_of`).
     """
     dataset_uri = storage.join(root, dataset)
     described = [s if isinstance(s, dict) else describe_shard(dataset_uri, s) for s in shards]
     if contents is None:
-        contents = scan_contents(dataset_uri, [s["path"] for s in described])
+        contents = scan_contents(dataset_uri, [s["path"] for s in described], views)
     manifest = {
         "format": FORMAT,
         "dataset": dataset,
         "version": version,
         "parents": list(parents or []),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code or code_version(),
         "config": config,
         "sources": sources,
         "funnel": funnel,
-        "shards": [{"path": s["path"], "samples": s["samples"], "bytes": s["bytes"], "sha256": s["sha256"]} for s in described],
+        "shards": [
+            {"path": s["path"], "samples": s["samples"], "bytes": s["bytes"], "sha256": s["sha256"]} for s in described
+        ],
         "samples": sum(s["samples"] for s in described),
         "schema": contents.schema,
         "stats": contents.stats,

@@ -1,26 +1,32 @@
-"""WebDataset shards (plain tar): write one reproducibly; read by byte range (scan member
-offsets, hash, read one member).
+"""WebDataset shards (plain tar): the one writer and the one reader of lipforge.
+
+- `write_shard`: samples in order -> one reproducible tar (no times, no owners), put in place whole;
+- `iter_samples`: the streaming reader, `(key, {ext: bytes})` per sample in shard order, optionally
+  only the members asked for (the build's publish, the augment job, the catalog and the trainer
+  all read shards through it);
+- `scan_members` / `scan_shard` + `read_member_from`: an offset scan (tar headers only, seeking
+  past member data) and byte-range reads of single members, for the catalog's gallery.
 
 A sample's members are consecutive tar entries named `KEY.EXT` (WebDataset convention: the
 key is the name up to the first dot of its last path component, the extension is the rest,
-e.g. `bt.spa.txt`). Scanning walks the tar headers only (seeking past member data), so an
-offset index of a shard costs its header reads, not a copy of the shard.
+e.g. `bt.spa.txt`), so the shards read the same with `tar`, `tarfile` and `webdataset`.
 """
 
 from __future__ import annotations
 
-from catalog.errors import UserError
-
+import fnmatch
 import hashlib
 import io
 import os
 import re
 import tarfile
 import tempfile
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from catalog import storage
+from catalog.errors import UserError
 
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
 _HASH_CHUNK = 1 << 20
@@ -85,18 +91,12 @@ def sha256_of(uri: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def read_member(uri: str, member: Member) -> bytes:
-    """The data of `member`, read as one byte range of the shard.
+def read_member_from(f: BinaryIO, uri: str, member: Member) -> bytes:
+    """The data of `member`, read as one byte range of the already open shard `f`.
 
     The header block is read too and its name checked, so a shard replaced after indexing
     raises ShardError instead of returning another member's bytes.
     """
-    with storage.open_read(uri) as f:
-        return read_member_from(f, uri, member)
-
-
-def read_member_from(f: BinaryIO, uri: str, member: Member) -> bytes:
-    """`read_member` on an already open shard (lets a page read many members per open)."""
     f.seek(member.header)
     block = f.read(member.offset - member.header + member.size)
     expected = f"{member.key}.{member.ext}"
@@ -109,6 +109,47 @@ def read_member_from(f: BinaryIO, uri: str, member: Member) -> bytes:
             "the shard changed since it was indexed (run `python -m catalog reindex`)"
         )
     return block[member.offset - member.header :]
+
+
+def wants(ext: str, members: Collection[str] | None) -> bool:
+    """Whether member `ext` is selected by `members` (names or fnmatch patterns; None: all)."""
+    if members is None:
+        return True
+    return ext in members or any(fnmatch.fnmatchcase(ext, p) for p in members)
+
+
+def iter_samples(uri: str, members: Collection[str] | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """`(key, {ext: bytes})` for every sample of the shard at `uri`, streamed in shard order.
+
+    `members` selects what is read: member names (`jpg`, `g0.jpg`) or fnmatch patterns
+    (`bt.*`); other members are skipped without being copied (a sample keeps its key even
+    when none of its members is selected). None reads every member. A name that is not
+    `KEY.EXT`, or bytes that are not a tar, raise ShardError naming the shard.
+    """
+    key: str | None = None
+    found: dict[str, bytes] = {}
+    try:
+        with storage.open_read(uri) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                parts = split_name(info.name)
+                if parts is None:
+                    raise ShardError(f"{uri}: member {info.name!r} has no KEY.EXT name")
+                if parts[0] != key:
+                    if key is not None:
+                        yield key, found
+                    key, found = parts[0], {}
+                if wants(parts[1], members):
+                    data = tar.extractfile(info)
+                    assert data is not None
+                    found[parts[1]] = data.read()
+    except tarfile.TarError as exc:
+        raise ShardError(f"{uri}: not a readable tar shard ({exc})") from None
+    except FileNotFoundError:
+        raise ShardError(f"{uri}: shard is missing") from None
+    if key is not None:
+        yield key, found
 
 
 def write_shard(uri: str, samples: Iterable[tuple[str, Iterable[tuple[str, bytes]]]]) -> dict[str, int | str]:

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from catalog import storage
 from catalog.index import CatalogIndex
 from catalog.offsets import ShardOffsets
 from catalog.shards import Member, read_member_from
-from catalog import storage
 
 _TEXT_LIMIT = 1 << 20
 
@@ -68,7 +68,17 @@ class Catalog:
             stop = min(shard["samples"], local + count - len(out))
             offsets = self._offsets(dataset, shard)
             for i, members in sorted(offsets.samples(local, stop).items()):
-                out.append(SampleRef(dataset, version, shard["first"] + i, members[0].key, shard["path"], offsets.shard_uri, {m.ext: m for m in members}))
+                out.append(
+                    SampleRef(
+                        dataset,
+                        version,
+                        shard["first"] + i,
+                        members[0].key,
+                        shard["path"],
+                        offsets.shard_uri,
+                        {m.ext: m for m in members},
+                    )
+                )
             position = shard["first"] + shard["samples"]
         return out
 
@@ -92,7 +102,9 @@ class Catalog:
     def read(self, ref: SampleRef, ext: str) -> bytes:
         """The bytes of member `ext` of a sample (one byte-range read)."""
         if ext not in ref.members:
-            raise LookupError(f"{ref.dataset}@{ref.version} sample {ref.key}: no member {ext!r} (has {', '.join(ref.members)})")
+            raise LookupError(
+                f"{ref.dataset}@{ref.version} sample {ref.key}: no member {ext!r} (has {', '.join(ref.members)})"
+            )
         with storage.open_read(ref.shard_uri) as f:
             return read_member_from(f, ref.shard_uri, ref.members[ext])
 
@@ -116,7 +128,13 @@ class Catalog:
             if ext.endswith(("jpg", "jpeg", "png", "webp"))
         }
         return {
-            "dataset": ref.dataset, "version": ref.version, "position": ref.position, "key": ref.key,
-            "shard": ref.shard_path, "caption": texts.pop("txt", None), "text_views": texts,
-            "images": images, "json": meta,
+            "dataset": ref.dataset,
+            "version": ref.version,
+            "position": ref.position,
+            "key": ref.key,
+            "shard": ref.shard_path,
+            "caption": texts.pop("txt", None),
+            "text_views": texts,
+            "images": images,
+            "json": meta,
         }

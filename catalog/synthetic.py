@@ -15,20 +15,15 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from catalog.publish import iter_samples, publish_version
-from catalog.versions import version_numbers
-from catalog.shards import write_shard
 from catalog import storage
 from catalog.keys import sample_key
-from catalog.reasons import check_reason
+from catalog.publish import publish_version
+from catalog.reasons import STAGE_OF, STAGES, check_reason
+from catalog.shards import iter_samples, write_shard
+from catalog.versions import version_numbers
 
 _WORDS = "a dog cat runs on the green grass near old red house with two children playing ball in park".split()
-_STAGES = {
-    "text_filters": ("empty_caption", "meaningless_caption", "not_english", "low_english_ratio", "single_pos", "sensitive", "repeated_caption"),
-    "download": ("download_failed", "too_many_pixels", "not_an_image"),
-    "image_filters": ("image_too_small", "aspect_ratio"),
-    "dedup": ("duplicate_image",),
-}
+VIEW_MEMBERS = {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg"], "text": ["eda0.txt", "eda1.txt", "bt.spa.txt"]}
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -65,11 +60,11 @@ def make_sample(url: str, caption: str, rng: random.Random, views: bool = True) 
 
 
 def funnel_for(kept: int, rejected: dict[str, int]) -> dict[str, Any]:
-    """A funnel object (docs/formats.md) with the rejects spread over the pipeline stages."""
+    """A funnel object (docs/formats.md) with each reason's rejects in its stage (`catalog.reasons.STAGE_OF`)."""
     stages, remaining = [], kept + sum(rejected.values())
     total_in = remaining
-    for stage, reasons in _STAGES.items():
-        here = {r: n for r, n in rejected.items() if check_reason(r) in reasons and n}
+    for stage in STAGES:
+        here = {r: n for r, n in rejected.items() if STAGE_OF[check_reason(r)] == stage and n}
         out = remaining - sum(here.values())
         stages.append({"stage": stage, "in": remaining, "kept": out, "rejected": here})
         remaining = out
@@ -116,8 +111,9 @@ def make_version(
     return publish_version(
         root, dataset, version, paths,
         funnel=funnel_for(n + carried, rejected), config=config, sources=sources, parents=parents, code="synthetic",
+        views=VIEW_MEMBERS if views else None,
     )
 
 
 def _samples_in(root: str, dataset: str, path: str) -> int:
-    return sum(1 for _ in iter_samples(storage.join(root, dataset, path)))
+    return sum(1 for _ in iter_samples(storage.join(root, dataset, path), members=()))

@@ -1,26 +1,32 @@
 """The typed training config (`python -m training train CONFIG.yaml --set key=value`).
 
 One YAML per experiment (big_vision style); `smoke: true` shrinks any config to a tiny run.
-Objectives are named in `objectives:` with a weight and options checked by the objective's
-own `Options` model when the run is built.
+Objectives are named in `objectives:` with a weight and options; each name is looked up in
+`training.objectives.OBJECTIVES` and its options validated against the objective's own
+`Options` model while the config is validated, so an unknown objective or option fails when
+the config is loaded (naming the file and the key, e.g. `objectives.clip.options.init_temprature`),
+before Ray starts. The batch members a run reads are the ones its objectives declare
+(`objective_members`), checked against the dataset version's schema before training.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from catalog.config import Config
+from training.objectives import OBJECTIVES
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
 class ModelConfig(Config):
-    preset: str = "tiny"                # a JSON under training/presets/ or a path to one
-    embed_dim: int | None = None        # override the preset's joint-space size (FILIP: 256)
-    mask_ratio: float = 0.0             # FLIP: share of image patches dropped per sample
-    unmasked_steps: int = 0             # FLIP: the last N steps train without masking
+    preset: str = "tiny"  # a JSON under training/presets/ or a path to one
+    embed_dim: int | None = None  # override the preset's joint-space size (FILIP: 256)
+    mask_ratio: float = 0.0  # FLIP: share of image patches dropped per sample
+    unmasked_steps: int = 0  # FLIP: the last N steps train without masking
     grad_checkpointing: bool = False
 
     @field_validator("mask_ratio")
@@ -33,17 +39,15 @@ class ModelConfig(Config):
 
 class ObjectiveSpec(Config):
     weight: float = 1.0
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {}  # checked against the objective's Options (see TrainConfig)
 
 
 class DataConfig(Config):
     samples_per_epoch: int | None = None  # default: the version's sample count
-    num_workers: int = 2                  # dataloader worker processes per Ray worker
-    caption_from: list[str] = ["txt"]     # members the caption is sampled from (FILIP: txt + bt.*)
-    eda_views: int = 0                    # eda0.txt .. : tokenised when > 0
-    global_views: int = 0                 # g0.jpg ..
-    local_views: int = 0                  # l0.jpg ..
-    local_size: int = 96
+    num_workers: int = 2  # dataloader worker processes per Ray worker
+    caption_from: list[str] = ["txt"]  # members the caption is sampled from (FILIP: txt + bt.*)
+    # image members decoded at another size than the model's, by name pattern (local crops)
+    image_sizes: dict[str, int] = {"l*.jpg": 96}
     shuffle_buffer: int = 256
 
 
@@ -53,7 +57,7 @@ class OptimConfig(Config):
     weight_decay: float = 0.2
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
-    sqrt_lr_scaling: bool = False         # FILIP A.3: peak lr = lr * sqrt(global batch / reference)
+    sqrt_lr_scaling: bool = False  # FILIP A.3: peak lr = lr * sqrt(global batch / reference)
     sqrt_reference_batch: int = 256
     grad_clip: float | None = 1.0
 
@@ -64,7 +68,7 @@ class ScheduleConfig(Config):
 
 
 class CheckpointConfig(Config):
-    storage: str = "./runs"               # local path or s3://bucket/prefix (Ray Train storage)
+    storage: str = "./runs"  # local path or s3://bucket/prefix (Ray Train storage)
     every_steps: int = 100
     keep: int = 2
 
@@ -76,11 +80,11 @@ class RunConfig(Config):
     cpus_per_worker: float = 1.0
     max_failures: int = 0
     log_every: int = 10
-    log_dir: str = "./runs"               # TensorBoard events, metrics.jsonl, summary.json (local)
+    log_dir: str = "./runs"  # TensorBoard events, metrics.jsonl, summary.json (local)
 
 
 class EvalConfig(Config):
-    dataset: str | None = None            # held-out NAME@VERSION for zero-shot retrieval at the end
+    dataset: str | None = None  # held-out NAME@VERSION for zero-shot retrieval at the end
     samples: int = 256
 
 
@@ -89,9 +93,9 @@ class TrainConfig(Config):
     root: str = "./data"
     seed: int = 0
     steps: int = 1000
-    batch_size: int = 32                  # per Ray worker
+    batch_size: int = 32  # per Ray worker
     precision: Precision = "fp32"
-    smoke: bool = False                   # tiny model, few steps: a quick end-to-end check
+    smoke: bool = False  # tiny model, few steps: a quick end-to-end check
     model: ModelConfig = ModelConfig()
     objectives: dict[str, ObjectiveSpec] = Field(default_factory=lambda: {"clip": ObjectiveSpec()})
     data: DataConfig = DataConfig()
@@ -101,21 +105,67 @@ class TrainConfig(Config):
     run: RunConfig = RunConfig()
     eval: EvalConfig = EvalConfig()
 
+    @field_validator("objectives", mode="after")
+    @classmethod
+    def _known_objectives(cls, objectives: dict[str, ObjectiveSpec]) -> dict[str, ObjectiveSpec]:
+        """Each name is a registered objective and its options are valid for it."""
+        errors: list[InitErrorDetails] = []
+        for name, spec in objectives.items():
+            if name not in OBJECTIVES:
+                known = ", ".join(OBJECTIVES.names())
+                error = PydanticCustomError("unknown_objective", "unknown objective (known: {known})", {"known": known})
+                errors.append({"type": error, "loc": (name,), "input": spec.to_dict()})
+                continue
+            options_model = OBJECTIVES.get(name).Options
+            try:
+                options_model.model_validate(spec.options)
+            except ValidationError as exc:
+                errors.extend(_option_error(name, options_model, e) for e in exc.errors())
+        if errors:
+            raise ValidationError.from_exception_data("objective options", errors)
+        return objectives
+
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         if not self.objectives:
             raise ValueError("objectives: name at least one objective, e.g. {clip: {weight: 1.0}}")
         if self.model.unmasked_steps > self.steps:
             raise ValueError("model.unmasked_steps cannot exceed steps")
         return self
 
-    def resolved(self) -> "TrainConfig":
+    def objective_options(self, name: str) -> Any:
+        """The validated `Options` of objective `name`."""
+        return OBJECTIVES.get(name).Options.model_validate(self.objectives[name].options)
+
+    def objective_members(self) -> dict[str, tuple[str, ...]]:
+        """The batch members each configured objective reads (member names or patterns)."""
+        return {name: tuple(OBJECTIVES.get(name).members(self.objective_options(name))) for name in self.objectives}
+
+    def resolved(self) -> TrainConfig:
         """Apply the smoke switch: tiny model, 20 steps, small batches."""
         if not self.smoke:
             return self
-        return self.model_copy(update={
-            "steps": min(self.steps, 20), "batch_size": min(self.batch_size, 8),
-            "model": self.model.model_copy(update={"preset": "tiny", "unmasked_steps": min(self.model.unmasked_steps, 5)}),
-            "checkpoint": self.checkpoint.model_copy(update={"every_steps": 10}),
-            "run": self.run.model_copy(update={"log_every": 5}),
-        })
+        return self.model_copy(
+            update={
+                "steps": min(self.steps, 20),
+                "batch_size": min(self.batch_size, 8),
+                "model": self.model.model_copy(
+                    update={"preset": "tiny", "unmasked_steps": min(self.model.unmasked_steps, 5)}
+                ),
+                "checkpoint": self.checkpoint.model_copy(update={"every_steps": 10}),
+                "run": self.run.model_copy(update={"log_every": 5}),
+            }
+        )
+
+
+def _option_error(name: str, model: type, err: Any) -> InitErrorDetails:
+    """An objective option's validation error, located at `NAME.options.KEY` (under `objectives`)."""
+    loc = (name, "options", *err["loc"])
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields) or "none"
+        error = PydanticCustomError(
+            "unknown_option", "unknown option (allowed options: {allowed})", {"allowed": allowed}
+        )
+    else:
+        error = PydanticCustomError(err["type"], err["msg"].replace("{", "{{").replace("}", "}}"))
+    return {"type": error, "loc": loc, "input": err.get("input")}

@@ -15,17 +15,18 @@ from training.model import DualEncoder
 
 
 @torch.no_grad()
-def retrieval(model: DualEncoder, root: str, ref: str, samples: int = 256, device: str | torch.device = "cpu",
-              batch: int = 64) -> dict[str, float]:
+def retrieval(
+    model: DualEncoder, root: str, ref: str, samples: int = 256, device: str | torch.device = "cpu", batch: int = 64
+) -> dict[str, float]:
     _, urls = resolve_shards(root, ref)
+    spec = BatchSpec(image_size=model.image_size)
     raw = []
-    for s in raw_samples(urls):
+    for s in raw_samples(urls, spec.read()):
         raw.append(s)
         if len(raw) == samples:
             break
     was_training = model.training
     model.eval()
-    spec = BatchSpec(image_size=model.image_size)
     img, txt, captions = [], [], []
     for i in range(0, len(raw), batch):
         b = decode_batch(raw[i : i + batch], spec, random.Random(0))
@@ -38,5 +39,10 @@ def retrieval(model: DualEncoder, root: str, ref: str, samples: int = 256, devic
     n = len(captions)
     hits = torch.tensor([[captions[j] == captions[i] for j in ranked[i, :5].tolist()] for i in range(n)])
     distinct = len(set(captions))
-    return {"pairs": n, "i2t_r1": hits[:, 0].float().mean().item(), "i2t_r5": hits.any(1).float().mean().item(),
-            "chance_r1": sum(captions.count(c) for c in captions) / (n * n), "distinct_captions": distinct}
+    return {
+        "pairs": n,
+        "i2t_r1": hits[:, 0].float().mean().item(),
+        "i2t_r5": hits.any(1).float().mean().item(),
+        "chance_r1": sum(captions.count(c) for c in captions) / (n * n),
+        "distinct_captions": distinct,
+    }

@@ -1,34 +1,101 @@
-"""Rank-0 observability: a progress bar on stdout, metrics.jsonl, TensorBoard event files."""
+"""Observability: rank 0 writes metrics.jsonl and TensorBoard events; the driver draws the bar.
+
+Worker output does not reach the console (Ray's and the workers' logs go to the run's log
+file, see `catalog.console`), so the one progress bar is drawn in the driver process by
+`MetricsBar`, a thread following the `metrics.jsonl` that rank 0 appends to.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
+import threading
+from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
+
+from catalog import console
+
+METRICS_FILE = "metrics.jsonl"
 
 
 class RunLog:
-    def __init__(self, log_dir: str, total_steps: int, start_step: int) -> None:
+    """Rank 0's metrics: one JSON line per logged step (flushed), TensorBoard scalars."""
+
+    def __init__(self, log_dir: str) -> None:
         os.makedirs(log_dir, exist_ok=True)
-        self.jsonl = open(os.path.join(log_dir, "metrics.jsonl"), "a", encoding="utf-8")
+        self.jsonl = open(os.path.join(log_dir, METRICS_FILE), "a", encoding="utf-8")
         self.tb = SummaryWriter(os.path.join(log_dir, "tensorboard"))
-        self.bar = tqdm(total=total_steps, initial=start_step, file=sys.stdout, ascii=True, mininterval=2.0,
-                        dynamic_ncols=False, ncols=100, desc="train")
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
         self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
         self.jsonl.flush()
         for key, value in metrics.items():
             self.tb.add_scalar(key, value, step)
-        self.bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
-
-    def advance(self) -> None:
-        self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
         self.tb.close()
         self.jsonl.close()
+
+
+class MetricsBar:
+    """The driver's progress bar (steps, loss, samples/s), fed by the lines rank 0 appends to
+    `{log_dir}/metrics.jsonl` after the bar started (earlier lines belong to earlier attempts)."""
+
+    def __init__(self, log_dir: str, total_steps: int, poll_s: float = 0.5) -> None:
+        self.path = os.path.join(log_dir, METRICS_FILE)
+        self.total, self.poll_s = total_steps, poll_s
+        self.offset = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        self.last: dict[str, Any] | None = None
+        self._stop = threading.Event()
+        self._partial = b""
+        self.bar = None
+        self.thread = threading.Thread(target=self._follow, name="lipforge-metrics-bar", daemon=True)
+
+    def __enter__(self) -> MetricsBar:
+        self.bar = console.progress(total=self.total, desc="train", unit="step")
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self.thread.join()
+        self._read()
+        if self.bar is not None:
+            self.bar.close()
+
+    def finish(self, step: int) -> None:
+        """Show the run's final step (e.g. an already finished run logs no new line)."""
+        self._stop.set()
+        self.thread.join()
+        self._read()
+        if self.bar is not None and step != self.bar.n:
+            self.bar.update(step - self.bar.n)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._read()
+
+    def _read(self) -> None:
+        if not os.path.exists(self.path) or self.bar is None:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+            self.offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # an unfinished last line waits for the rest
+        for line in lines:
+            if line.strip():
+                self._show(json.loads(line))
+
+    def _show(self, metrics: dict[str, Any]) -> None:
+        assert self.bar is not None
+        if self.last is None:  # the clock starts at the first step, not while Ray starts
+            self.bar.reset(total=self.total)
+            self.bar.initial = self.bar.n = self.bar.last_print_n = int(metrics["step"]) - 1
+        self.last = metrics
+        self.bar.set_postfix(
+            {"loss": f"{metrics['loss/total']:.3f}", "samples/s": f"{metrics['samples_per_s']:.0f}"}, refresh=False
+        )
+        self.bar.update(int(metrics["step"]) - self.bar.n)  # may go back: a restarted attempt repeats steps

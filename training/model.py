@@ -59,14 +59,27 @@ class DualEncoder(nn.Module):
         self.embed_dim = embed_dim or preset["embed_dim"]
         self.image_size = v["image_size"]
         self.visual = VisionTransformer(
-            image_size=v["image_size"], patch_size=v["patch_size"], width=v["width"], layers=v["layers"],
-            heads=v["heads"], mlp_ratio=v.get("mlp_ratio", 4.0), output_dim=self.embed_dim, output_tokens=True,
+            image_size=v["image_size"],
+            patch_size=v["patch_size"],
+            width=v["width"],
+            layers=v["layers"],
+            heads=v["heads"],
+            mlp_ratio=v.get("mlp_ratio", 4.0),
+            output_dim=self.embed_dim,
+            output_tokens=True,
         )
         self.visual.patch_dropout = PatchMask(mask_ratio)
         self.text = TextTransformer(
-            context_length=t["context_length"], vocab_size=tokenizer.vocab_size(), width=t["width"],
-            heads=t["heads"], layers=t["layers"], mlp_ratio=t.get("mlp_ratio", 4.0), output_dim=self.embed_dim,
-            pool_type="eos", eos_id=tokenizer.eot_id(), output_tokens=True,
+            context_length=t["context_length"],
+            vocab_size=tokenizer.vocab_size(),
+            width=t["width"],
+            heads=t["heads"],
+            layers=t["layers"],
+            mlp_ratio=t.get("mlp_ratio", 4.0),
+            output_dim=self.embed_dim,
+            pool_type="eos",
+            eos_id=tokenizer.eot_id(),
+            output_tokens=True,
         )
 
     def set_masking(self, enabled: bool) -> None:
@@ -86,8 +99,9 @@ class DualEncoder(nn.Module):
         feats = F.normalize(pooled, dim=-1)
         return feats, (F.normalize(toks @ self.text.text_projection, dim=-1) if tokens else None)
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                needs: frozenset[str] = OUTPUTS) -> dict[str, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, needs: frozenset[str] = OUTPUTS
+    ) -> dict[str, torch.Tensor]:
         want_tokens = bool(needs & {"image_tokens", "text_tokens"})
         image_features, image_tokens = self.encode_image(image, tokens=want_tokens)
         text_features, text_tokens = self.encode_text(text, tokens=want_tokens)
@@ -97,8 +111,9 @@ class DualEncoder(nn.Module):
         return out
 
 
-def build_model(preset: str, embed_dim: int | None = None, mask_ratio: float = 0.0,
-                grad_checkpointing: bool = False) -> DualEncoder:
+def build_model(
+    preset: str, embed_dim: int | None = None, mask_ratio: float = 0.0, grad_checkpointing: bool = False
+) -> DualEncoder:
     model = DualEncoder(load_preset(preset), embed_dim=embed_dim, mask_ratio=mask_ratio)
     model.set_grad_checkpointing(grad_checkpointing)
     return model

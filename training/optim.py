@@ -21,7 +21,7 @@ NO_DECAY_NAMES = ("positional_embedding", "class_embedding", "token_embedding", 
 
 def param_groups(modules: dict[str, nn.Module], weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
-    for prefix, module in modules.items():
+    for module in modules.values():
         for name, p in module.named_parameters():
             if not p.requires_grad:
                 continue
@@ -45,7 +45,9 @@ def build_optimizer(modules: dict[str, nn.Module], cfg: OptimConfig, lr: float) 
     return torch.optim.AdamW(groups, lr=lr, betas=cfg.betas, eps=cfg.eps)
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_schedule(
+    optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps

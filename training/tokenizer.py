@@ -1,25 +1,27 @@
-"""Caption tokenisation: open_clip's CLIP BPE (49,408 tokens, context 77) plus two specials.
+"""Caption tokenisation: CLIP's BPE (49,408 tokens, context 77) plus two specials.
 
-`<person>` (person-name substitution, FILIP A.1) and `<mask>` (for later MLM objectives)
-get ids 49408 and 49409. Because they sit above the end-of-text id, text pooling must look
-for the EOT id rather than take the argmax id. The padding mask marks every position up
-to and including EOT as real.
+The tokenizer is `catalog.assets.clip_tokenizer`, the one CLIP tokenizer source of lipforge
+(open_clip's SimpleTokenizer on the vocab it ships; `python -m pipelines doctor` checks the
+same). `<person>` (person-name substitution, FILIP A.1) and `<mask>` (for later MLM
+objectives) get ids 49408 and 49409. Because they sit above the end-of-text id, text
+pooling must look for the EOT id rather than take the argmax id. The padding mask marks
+every position up to and including EOT as real.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from typing import Any
 
 import torch
-from open_clip.tokenizer import SimpleTokenizer
+
+from catalog import assets
 
 CONTEXT_LENGTH = 77
 SPECIAL_TOKENS = ("<person>", "<mask>")
 
 
-@lru_cache(maxsize=None)
-def tokenizer(context_length: int = CONTEXT_LENGTH) -> SimpleTokenizer:
-    return SimpleTokenizer(context_length=context_length, additional_special_tokens=list(SPECIAL_TOKENS))
+def tokenizer(context_length: int = CONTEXT_LENGTH) -> Any:
+    return assets.clip_tokenizer(SPECIAL_TOKENS, context_length)
 
 
 def vocab_size() -> int:

@@ -6,31 +6,50 @@ grad scaler and step; every rank writes its RNG states. The data position is the
 batch per step per worker), from which the stream resumes exactly. Re-running the same
 command (same run.name and storage) resumes from the latest checkpoint; after a worker
 failure Ray restarts the group (FailureConfig.max_failures) and it resumes the same way.
+
+Before Ray starts, `launch` checks what a person can get wrong: the dataset version (and the
+eval one) exist, and they have every batch member the configured objectives read; such
+errors are `catalog.errors.UserError`s, printed as one line by the CLI runner. While the
+run goes, Ray's and Ray Train's output goes to `{run.log_dir}/{run.name}/ray.log` (unless
+`--verbose`), and the console shows one progress bar drawn by the driver from rank 0's
+metrics.jsonl (`training.logs.MetricsBar`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import re
 import tempfile
 import time
 from typing import Any
 
 import numpy as np
+import pyarrow.fs
 import ray
+import ray.exceptions
 import ray.train
 import ray.train.torch
 import torch
 
-from catalog import storage
+from catalog import console, storage
+from catalog.errors import UserError
+from catalog.raysession import ray_session
 from training.config import TrainConfig
-from training.data import ShardStream, make_loader, resolve_shards
+from training.data import ShardStream, check_members, make_loader, resolve_shards
 from training.evaluate import retrieval
-from training.logs import RunLog
+from training.logs import MetricsBar, RunLog
 from training.optim import build_optimizer, build_schedule, peak_lr
-from training.trainee import AMP_DTYPES, Trainee, batch_spec, build_trainee
+from training.trainee import AMP_DTYPES, Trainee, build_trainee, run_batch_spec
 
 STATE_FILE = "state.pt"
+LOG_FILE = "ray.log"
+_PG_CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+
+
+class RunFailed(UserError, RuntimeError):
+    """The Ray Train run failed; the message says why in one line and names the full log."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -82,13 +101,24 @@ def worker_loop(config: dict[str, Any]) -> None:
 
     model: torch.nn.Module = trainee
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(trainee, device_ids=[device.index] if device.type == "cuda" else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            trainee, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     _, urls = resolve_shards(cfg.root, cfg.dataset)
-    stream = ShardStream(urls, batch_spec(cfg, trainee.model.image_size), cfg.batch_size, config["samples_per_epoch"],
-                         rank=rank, world=world, num_workers=cfg.data.num_workers, seed=cfg.seed, start_batch=step,
-                         shuffle_buffer=cfg.data.shuffle_buffer)
-    log = RunLog(config["log_dir"], cfg.steps, step) if rank == 0 else None
+    stream = ShardStream(
+        urls,
+        run_batch_spec(cfg, trainee.model.image_size),
+        cfg.batch_size,
+        config["samples_per_epoch"],
+        rank=rank,
+        world=world,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+        start_batch=step,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+    )
+    log = RunLog(config["log_dir"]) if rank == 0 else None
     start_step, t_start, t_last, last_logged = step, time.perf_counter(), time.perf_counter(), step
     trainee.train()
     for batch in make_loader(stream):
@@ -108,12 +138,14 @@ def worker_loop(config: dict[str, Any]) -> None:
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         step += 1
-        if log is not None:
-            log.advance()
         if step % cfg.run.log_every == 0 or step == cfg.steps or history["first_loss"] is None:
             now = time.perf_counter()
-            metrics = {"loss/total": total.item(), "lr": lr, "epoch": step // stream.batches_per_epoch,
-                       "samples_per_s": (step - last_logged) * global_batch / max(now - t_last, 1e-9)}
+            metrics = {
+                "loss/total": total.item(),
+                "lr": lr,
+                "epoch": step // stream.batches_per_epoch,
+                "samples_per_s": (step - last_logged) * global_batch / max(now - t_last, 1e-9),
+            }
             for name, loss in losses.items():
                 metrics[f"loss/{name}"] = loss.item()
                 metrics[f"temperature/{name}"] = 1.0 / trainee.objectives[name].logit_scale().item()
@@ -125,9 +157,14 @@ def worker_loop(config: dict[str, Any]) -> None:
                 log.step(step, metrics)
         if step % cfg.checkpoint.every_steps == 0 and step < cfg.steps:
             _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world)
-    summary = {"step": step, "steps_this_attempt": step - start_step, "first_loss": history["first_loss"],
-               "last_loss": history.get("last_loss"), "wall_s_this_attempt": time.perf_counter() - t_start,
-               "samples_per_s": (step - start_step) * global_batch / max(time.perf_counter() - t_start, 1e-9)}
+    summary = {
+        "step": step,
+        "steps_this_attempt": step - start_step,
+        "first_loss": history["first_loss"],
+        "last_loss": history.get("last_loss"),
+        "wall_s_this_attempt": time.perf_counter() - t_start,
+        "samples_per_s": (step - start_step) * global_batch / max(time.perf_counter() - t_start, 1e-9),
+    }
     if cfg.eval.dataset and rank == 0:
         summary["eval"] = retrieval(trainee.model, cfg.root, cfg.eval.dataset, cfg.eval.samples, device)
     if log is not None:
@@ -138,69 +175,148 @@ def worker_loop(config: dict[str, Any]) -> None:
         ray.train.report({})
 
 
-def _save(cfg, trainee: Trainee, optimizer, scheduler, scaler, step: int, history: dict, rank: int, world: int,
-          metrics: dict[str, Any] | None = None) -> None:
+def _save(
+    cfg,
+    trainee: Trainee,
+    optimizer,
+    scheduler,
+    scaler,
+    step: int,
+    history: dict,
+    rank: int,
+    world: int,
+    metrics: dict[str, Any] | None = None,
+) -> None:
     with tempfile.TemporaryDirectory() as d:
         if rank == 0:
-            torch.save({"model": trainee.model.state_dict(), "objectives": trainee.objectives.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(), "step": step, "history": history,
-                        "data_position": {"batches_per_rank": step, "world": world},
-                        "config": cfg.to_dict()}, os.path.join(d, STATE_FILE))
+            torch.save(
+                {
+                    "model": trainee.model.state_dict(),
+                    "objectives": trainee.objectives.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "step": step,
+                    "history": history,
+                    "data_position": {"batches_per_rank": step, "world": world},
+                    "config": cfg.to_dict(),
+                },
+                os.path.join(d, STATE_FILE),
+            )
         torch.save(rng_state(), os.path.join(d, f"rng-rank{rank}.pt"))
-        ray.train.report({"step": step, **(metrics or {})}, checkpoint=ray.train.Checkpoint.from_directory(d),
-                         checkpoint_dir_name=f"checkpoint-{step:08d}")
+        ray.train.report(
+            {"step": step, **(metrics or {})},
+            checkpoint=ray.train.Checkpoint.from_directory(d),
+            checkpoint_dir_name=f"checkpoint-{step:08d}",
+        )
 
 
 def _storage(uri: str) -> tuple[str, Any]:
-    """Ray Train storage path (+ filesystem for s3://, honouring AWS_ENDPOINT_URL)."""
+    """Ray Train storage path (+ filesystem for s3://, at lipforge's one S3 endpoint)."""
     if not uri.startswith("s3://"):
         return os.path.abspath(uri), None
-    import pyarrow.fs
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    endpoint = storage.s3_endpoint()
     fs = pyarrow.fs.S3FileSystem(endpoint_override=endpoint) if endpoint else pyarrow.fs.S3FileSystem()
-    return uri[len("s3://"):], fs
+    return uri[len("s3://") :], fs
 
 
 def _quiet_without_dashboard() -> None:
     """Without a dashboard Ray Train's placement-group cleaner warns every second that the
     state API is unavailable; a local run does not need that monitor's queries."""
-    import logging
+    logging.getLogger(_PG_CLEANER_LOGGER).setLevel(logging.ERROR)
 
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+
+def _check_resources(cfg: TrainConfig) -> None:
+    """On a local Ray (no RAY_ADDRESS: nothing can join it), a worker group larger than the
+    machine would wait forever for its resources: say so instead."""
+    if os.environ.get("RAY_ADDRESS"):
+        return
+    have = ray.cluster_resources()
+    need = {"CPU": cfg.run.workers * cfg.run.cpus_per_worker, "GPU": cfg.run.workers if cfg.run.use_gpu else 0}
+    short = [f"{need[r]:g} {r}s (the local Ray has {have.get(r, 0):g})" for r in need if need[r] > have.get(r, 0)]
+    if short:
+        raise RunFailed(
+            f"run {cfg.run.name!r}: run.workers={cfg.run.workers} x run.cpus_per_worker="
+            f"{cfg.run.cpus_per_worker:g}{' with GPUs' if cfg.run.use_gpu else ''} needs {', '.join(short)}"
+        )
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failed)\b.*")
+
+
+def _cause(exc: BaseException) -> str:
+    """One line for a failed run: the innermost `SomeError: message` line of the (worker) traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return found[-1] if found else (lines[0] if lines else type(exc).__name__)
+
+
+def check_run(cfg: TrainConfig) -> tuple[dict[str, Any], list[str]]:
+    """What can be checked before Ray starts: the dataset (and eval) versions exist and have
+    every member the objectives read. Returns the training version's manifest and shards."""
+    manifest, urls = resolve_shards(cfg.root, cfg.dataset)  # VersionNotFound names what exists
+    check_members(manifest, cfg.objective_members(), cfg.data.caption_from)
+    per_epoch = cfg.data.samples_per_epoch or manifest["samples"]
+    per_batch_round = cfg.run.workers * max(1, cfg.data.num_workers) * cfg.batch_size
+    if per_epoch < per_batch_round:
+        raise RunFailed(
+            f"run {cfg.run.name!r}: an epoch of {per_epoch} samples ({cfg.dataset}) is less than one batch per loader "
+            f"worker: run.workers={cfg.run.workers} x data.num_workers={cfg.data.num_workers} x batch_size={cfg.batch_size}"
+        )
+    if cfg.eval.dataset:
+        held_out, _ = resolve_shards(cfg.root, cfg.eval.dataset)
+        check_members(held_out, {"eval": ("jpg", "txt")}, ["txt"])
+    return manifest, urls
 
 
 def launch(cfg: TrainConfig) -> dict[str, Any]:
-    """Validate the data, run the TorchTrainer, write and return the summary."""
+    """Check the run, start Ray, run the TorchTrainer; write and return the summary."""
     cfg = cfg.resolved()
     root = cfg.root if storage.is_remote(cfg.root) else os.path.abspath(cfg.root)
     cfg = cfg.model_copy(update={"root": root})
-    manifest, urls = resolve_shards(cfg.root, cfg.dataset)  # fails early, naming what exists
+    manifest, _ = check_run(cfg)
     samples_per_epoch = cfg.data.samples_per_epoch or manifest["samples"]
     log_dir = os.path.abspath(os.path.join(cfg.run.log_dir, cfg.run.name))
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init()
-        else:
-            ray.init(include_dashboard=False, runtime_env={"worker_process_setup_hook": _quiet_without_dashboard})
+    log_path = os.path.join(log_dir, LOG_FILE)
+    os.makedirs(log_dir, exist_ok=True)
     storage_path, storage_fs = _storage(cfg.checkpoint.storage)
-    trainer = ray.train.torch.TorchTrainer(
-        worker_loop,
-        train_loop_config={"train": cfg.to_dict(), "samples_per_epoch": samples_per_epoch, "log_dir": log_dir},
-        torch_config=ray.train.torch.TorchConfig(backend="nccl" if cfg.run.use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.workers, use_gpu=cfg.run.use_gpu,
-                                               resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
-        run_config=ray.train.RunConfig(
-            name=cfg.run.name, storage_path=storage_path, storage_filesystem=storage_fs,
-            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
-        ),
+    with ray_session(log_path=log_path, runtime_env={"worker_process_setup_hook": _quiet_without_dashboard}):
+        _quiet_without_dashboard()
+        captured = console.current_log()
+        _check_resources(cfg)
+        trainer = ray.train.torch.TorchTrainer(
+            worker_loop,
+            train_loop_config={"train": cfg.to_dict(), "samples_per_epoch": samples_per_epoch, "log_dir": log_dir},
+            torch_config=ray.train.torch.TorchConfig(backend="nccl" if cfg.run.use_gpu else "gloo"),
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=cfg.run.workers,
+                use_gpu=cfg.run.use_gpu,
+                resources_per_worker={"CPU": cfg.run.cpus_per_worker},
+            ),
+            run_config=ray.train.RunConfig(
+                name=cfg.run.name,
+                storage_path=storage_path,
+                storage_filesystem=storage_fs,
+                failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
+            ),
+        )
+        with MetricsBar(log_dir, cfg.steps) as bar:
+            try:
+                result = trainer.fit()
+            except (ray.train.TrainingFailedError, ray.exceptions.RayError) as exc:
+                logging.getLogger("lipforge.training").exception("run %r failed", cfg.run.name)
+                where = f"; the full log is {captured}" if captured else ""
+                raise RunFailed(f"run {cfg.run.name!r} failed: {_cause(exc)}{where}") from None
+            summary = dict(result.metrics.get("summary", {}))
+            bar.finish(summary.get("step", result.metrics.get("step", 0)))
+    summary.update(
+        dataset=f"{manifest['dataset']}@{manifest['version']}",
+        run=cfg.run.name,
+        objectives={n: s.weight for n, s in cfg.objectives.items()},
+        checkpoint=result.checkpoint.path if result.checkpoint else None,
+        log_dir=log_dir,
+        log=captured,
     )
-    result = trainer.fit()
-    summary = dict(result.metrics.get("summary", {}))
-    summary.update(dataset=f"{manifest['dataset']}@{manifest['version']}", run=cfg.run.name,
-                   objectives={n: s.weight for n, s in cfg.objectives.items()},
-                   checkpoint=result.checkpoint.path if result.checkpoint else None, log_dir=log_dir)
     storage.write_json(os.path.join(log_dir, "summary.json"), summary)
     return summary

@@ -1,14 +1,17 @@
 """The trained unit: the dual encoder plus its weighted objectives (one module, so DDP
-averages every gradient, temperatures included, and one state_dict holds it all)."""
+averages every gradient, temperatures included, and one state_dict holds it all).
+
+The model encodes the batch's `image` and `text`; every objective gets the model outputs
+and the whole batch (the members it declared included, see `training.objectives.base`).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from catalog.config import ConfigError, validate
 from training.config import TrainConfig
-from training.data import BatchSpec
+from training.data import BatchSpec, batch_spec
 from training.model import DualEncoder, build_model
 from training.objectives import OBJECTIVES, Objective
 
@@ -16,16 +19,11 @@ AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_objectives(cfg: TrainConfig) -> dict[str, Objective]:
-    """Objectives named in the config, options validated against each one's `Options`."""
-    built = {}
-    for name, spec in cfg.objectives.items():
-        try:
-            cls = OBJECTIVES.get(name)
-        except KeyError as exc:
-            raise ConfigError(f"key 'objectives.{name}': {exc.args[0]}") from None
-        options = validate(cls.Options, spec.options, source=f"objectives.{name}.options")
-        built[name] = cls(options, amp_dtype=AMP_DTYPES[cfg.precision])
-    return built
+    """Objectives named in the config (names and options were validated with the config)."""
+    return {
+        name: OBJECTIVES.get(name)(cfg.objective_options(name), amp_dtype=AMP_DTYPES[cfg.precision])
+        for name in cfg.objectives
+    }
 
 
 class Trainee(nn.Module):
@@ -48,7 +46,6 @@ def build_trainee(cfg: TrainConfig) -> Trainee:
     return Trainee(model, build_objectives(cfg), {n: s.weight for n, s in cfg.objectives.items()})
 
 
-def batch_spec(cfg: TrainConfig, image_size: int) -> BatchSpec:
-    d = cfg.data
-    return BatchSpec(image_size=image_size, caption_from=tuple(d.caption_from), eda_views=d.eda_views,
-                     global_views=d.global_views, local_views=d.local_views, local_size=d.local_size)
+def run_batch_spec(cfg: TrainConfig, image_size: int) -> BatchSpec:
+    """What the run's batches carry: the model inputs and every member its objectives declare."""
+    return batch_spec(image_size, cfg.data.caption_from, cfg.objective_members(), cfg.data.image_sizes)

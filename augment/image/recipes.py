@@ -67,7 +67,9 @@ def sample_declip(rng: random.Random, width: int, height: int, crop: CropConfig,
     return recipe
 
 
-def sample_autoaugment(rng: random.Random, width: int, height: int, crop: CropConfig, photo: PhotometricConfig) -> Recipe:
+def sample_autoaugment(
+    rng: random.Random, width: int, height: int, crop: CropConfig, photo: PhotometricConfig
+) -> Recipe:
     from augment.image.autoaugment import sample_subpolicy
 
     return {

@@ -10,8 +10,8 @@ output gets a status; only `ok` outputs become views:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from augment.text.protect import Protector
 from augment.text.translate.base import Translator

@@ -23,25 +23,26 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from augment.text.protect import Protector
+from catalog import assets
 
 _WORDLIKE = re.compile(r"\w")
 _SYNONYM_OK = re.compile(r"^[A-Za-z][A-Za-z' -]*$")
 
 
 class WordNetSynonyms:
-    """Single-word-or-phrase WordNet synonyms of a word, through NLTK's reader on the project's copy."""
+    """Single-word-or-phrase WordNet synonyms of a word, through NLTK's reader on the project's copy.
+
+    Without `wordnet`, the prepared copy (`catalog.assets.wordnet()`): whoever runs views on a
+    fresh machine (the augment job, on each worker) calls `catalog.assets.prepare()` first.
+    """
 
     def __init__(self, wordnet: Any | None = None, stop_words: frozenset[str] | None = None) -> None:
-        from catalog import assets
-
-        if wordnet is None:
-            assets.prepare()  # a Ray job's uploaded working dir has no prepared cache yet
-            wordnet = assets.wordnet()
-        self.wn = wordnet
+        self.wn = wordnet if wordnet is not None else assets.wordnet()
         self.stop_words = stop_words if stop_words is not None else assets.stop_words()
         self.lookup: Callable[[str], tuple[str, ...]] = functools.lru_cache(maxsize=200_000)(self._lookup)
 
@@ -87,7 +88,12 @@ class Eda:
 
     def apply(self, text: str, op: str, rng: random.Random) -> EdaResult:
         tokens = text.split()
-        fn = {"sr": self.synonym_replacement, "ri": self.random_insertion, "rs": self.random_swap, "rd": self.random_deletion}
+        fn = {
+            "sr": self.synonym_replacement,
+            "ri": self.random_insertion,
+            "rs": self.random_swap,
+            "rd": self.random_deletion,
+        }
         if op not in fn:
             raise ValueError(f"unknown EDA operation {op!r}; known: {', '.join(self.OPS)}")
         out, changed = fn[op](tokens, rng)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class Protector:
@@ -20,7 +20,9 @@ class Protector:
         if len(tokens) > 26:
             raise ValueError(f"at most 26 protected tokens, got {len(tokens)}")
         self.tokens = tuple(tokens)
-        self._token_re = re.compile("|".join(re.escape(t) for t in sorted(self.tokens, key=len, reverse=True))) if tokens else None
+        self._token_re = (
+            re.compile("|".join(re.escape(t) for t in sorted(self.tokens, key=len, reverse=True))) if tokens else None
+        )
         self._placeholder = {t: f"{self.PREFIX}{chr(ord('a') + i)}" for i, t in enumerate(self.tokens)}
         self._back = {p.lower(): t for t, p in self._placeholder.items()}
         self._placeholder_re = re.compile(rf"{self.PREFIX}([a-z])\b", re.IGNORECASE)

@@ -1,31 +1,66 @@
 """`augment_version(root, dataset, version, cfg)`: precompute views for a whole version with Ray.
 
-The parent's shards are transformed by a pool of Ray actors (one per worker: each keeps
-its WordNet, translator and cache open across shards) into `{root}/{dataset}/v{N+1}/shards/`,
-where N is the newest complete version. kept.parquet and rejects.parquet are copied
-from the parent, and its funnel carried over; the manifest is written last by catalog.publish.
+The parent's shards are transformed by a pool of Ray actors (one per worker: each prepares
+the offline assets, then keeps its WordNet, translator and cache open across shards) into
+`{root}/{dataset}/v{N+1}/shards/`, where N is the newest complete version. Shards are read
+and written by `catalog.shards` (the one reader and writer); the views themselves are the
+pure `augment.views` transform. kept.parquet and rejects.parquet are copied from the parent,
+its funnel carried over, and the view members the configured kinds declare are written into
+the manifest's schema (`schema.views`, by modality); the manifest is written last by
+`catalog.publish`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
+import ray
+
 from augment.config import AugmentConfig
-from augment.shard import build_kinds, transform_shard
-from augment.views import VIEWS
-from catalog import versions
+from augment.views import Sample, ViewKind, build_kinds, declared_views, transform_samples
+from catalog import assets, storage, versions
 from catalog.publish import Contents, publish_version, schema_of
-from catalog import storage
-from catalog.raysession import RayConfig
-from catalog.raysession import ray_session
+from catalog.raysession import RayConfig, ray_session
+from catalog.shards import ShardError, iter_samples, write_shard
 
 COPIED = ("kept.parquet", "rejects.parquet")  # stats.json (the funnel) is written by publish_version
+REQUIRED = ("jpg", "txt", "json")  # members every input sample has (docs/formats.md)
+
+
+def read_samples(uri: str) -> Iterator[Sample]:
+    """The samples of the shard at `uri` in order, as `augment.views` takes them: all members
+    (bytes, in tar order) under `members`, plus the decoded `jpg`, `txt` and `json`."""
+    for key, members in iter_samples(uri):
+        missing = [m for m in REQUIRED if m not in members]
+        if missing:
+            raise ShardError(f"{uri}: sample {key!r} lacks member(s) {', '.join(missing)}")
+        try:
+            txt, meta = members["txt"].decode("utf-8"), json.loads(members["json"])
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ShardError(f"{uri}: sample {key!r}: bad txt/json member: {exc}") from None
+        yield {"__key__": key, "members": members, "jpg": members["jpg"], "txt": txt, "json": meta}
+
+
+def transform_shard(in_uri: str, out_uri: str, kinds: list[ViewKind]) -> dict[str, Any]:
+    """Read `in_uri`, add views, write `out_uri` atomically; return the manifest shard entry + stats."""
+    before = {k.name: dict(k.stats) for k in kinds}
+    samples = transform_samples(list(read_samples(in_uri)), kinds)
+    entry = write_shard(out_uri, ((s["__key__"], s["members"].items()) for s in samples))
+    views = {}
+    for k in kinds:
+        delta = {n: v - before[k.name].get(n, 0) for n, v in k.stats.items()}
+        delta["bytes_per_sample"] = delta.get("bytes", 0) / len(samples) if samples else 0.0
+        views[k.name] = delta
+    return {**entry, "views": views}
 
 
 class ShardWorker:
-    """Ray actor body: view kinds built once, then one shard per call."""
+    """Ray actor body: assets prepared and view kinds built once, then one shard per call."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
+        assets.prepare()  # a Ray job's uploaded working dir has no prepared cache yet
         self.kinds = build_kinds(AugmentConfig.model_validate(cfg))
 
     def run(self, in_uri: str, out_uri: str) -> dict[str, Any]:
@@ -52,8 +87,6 @@ def merge_view_stats(shards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, num_cpus: int | None = None) -> int:
     """Publish `{root}/{dataset}/v{N+1}/` = version `version` plus views; return N+1."""
-    import ray
-
     name, parent_version = versions.resolve(root, f"{dataset}@{version}")
     parent = storage.read_json(storage.join(versions.version_uri(root, name, parent_version), "manifest.json"))
     new_version = versions.version_numbers(root, name)[-1] + 1
@@ -80,16 +113,27 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
         src = storage.join(parent_dir, filename)
         if storage.exists(src):
             storage.write_bytes(storage.join(out, filename), storage.read_bytes(src))
-    shards = [{"path": rel, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]} for rel, r in zip(rel_paths, results)]
-    members = set(parent["schema"]["keys"]) | {m for kind in cfg.views for m in VIEWS.get(kind).members(cfg)}
+    shards = [
+        {"path": rel, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
+        for rel, r in zip(rel_paths, results)
+    ]
+    parent_views = parent["schema"].get("views", {})
+    views = declared_views(cfg)
+    views = {m: [*parent_views.get(m, []), *views[m]] for m in views}
     contents = Contents(
-        schema=schema_of(members),
+        schema=schema_of(parent["schema"]["keys"], views),
         stats={**parent.get("stats", {}), "views": merge_view_stats(results)},
         preview=parent.get("preview", []),
     )
     publish_version(
-        root, name, new_version, shards,
-        funnel=parent["funnel"], config={"augment": cfg.to_dict()}, sources=parent["sources"],
-        parents=[f"{name}@{parent_version}"], contents=contents,
+        root,
+        name,
+        new_version,
+        shards,
+        funnel=parent["funnel"],
+        config={"augment": cfg.to_dict()},
+        sources=parent["sources"],
+        parents=[f"{name}@{parent_version}"],
+        contents=contents,
     )
     return new_version

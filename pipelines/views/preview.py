@@ -1,4 +1,7 @@
-"""`python -m augment text` / `python -m augment image`: look at views of a few inputs."""
+"""Commands `text` and `image`: look at the views of a few captions or image files.
+
+A command module (`add_parser` / `main`) that no `__main__` lists yet.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import os
 import sys
 from typing import Any
 
-from pipelines.views.cli import load_augment_config
 from augment.config import AugmentConfig
+from augment.views import build_kinds, transform_samples
+from catalog import assets
+from catalog.config import apply_overrides, validate
 from catalog.keys import sample_key
+from pipelines.views.cli import load_augment_config
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,15 +32,12 @@ def add_parser(subparsers: Any) -> None:
 def _config(args: argparse.Namespace) -> AugmentConfig:
     if args.config:
         return load_augment_config(args.config, args.overrides)[0]
-    from catalog.config import apply_overrides, validate
-
     return validate(AugmentConfig, apply_overrides({}, args.overrides), "<defaults>")
 
 
 def main(args: argparse.Namespace) -> int:
-    from augment.shard import build_kinds, transform_samples
-
     cfg = _config(args)
+    assets.prepare()  # EDA reads the prepared WordNet copy
     if args.command == "text":
         cfg = cfg.model_copy(update={"views": [v for v in cfg.views if v in ("eda", "bt")]})
         captions = args.captions or [line.rstrip("\n") for line in sys.stdin if line.strip()]
@@ -56,7 +59,13 @@ def main(args: argparse.Namespace) -> int:
     kinds = build_kinds(cfg)
     for path in args.images:
         with open(path, "rb") as f:
-            sample = {"__key__": sample_key(os.path.abspath(path)), "jpg": f.read(), "txt": "", "json": {}, "members": {}}
+            sample = {
+                "__key__": sample_key(os.path.abspath(path)),
+                "jpg": f.read(),
+                "txt": "",
+                "json": {},
+                "members": {},
+            }
         transform_samples([sample], kinds)
         stem = os.path.splitext(os.path.basename(path))[0]
         for ext, data in sample["members"].items():

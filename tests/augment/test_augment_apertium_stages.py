@@ -18,8 +18,12 @@ CAPTIONS = [
 @pytest.mark.parametrize("pivot", ["spa", "cat"])
 def test_sequential_stages_match_the_pipe(pivot: str) -> None:
     pipe = ApertiumPipe((f"eng-{pivot}", f"{pivot}-eng"))
-    piped = subprocess.run(["bash", "-o", "pipefail", "-c", " | ".join(pipe.stages)], input=encode_batch(CAPTIONS),
-                           capture_output=True, check=True).stdout
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", " | ".join(pipe.stages)],
+        input=encode_batch(CAPTIONS),
+        capture_output=True,
+        check=True,
+    ).stdout
     assert pipe.run(CAPTIONS) == decode_replies(piped.split(b"\0"), len(CAPTIONS), "pipe")
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 
 from PIL import Image
+from support.augment_fixtures import drawn_jpeg
 
 from augment.config import AugmentConfig
 from augment.image.recipes import apply_recipe
-from augment.shard import build_kinds, transform_samples
-from augment.views import encode_jpeg
-from support.augment_fixtures import drawn_jpeg
+from augment.views import build_kinds, encode_jpeg, transform_samples
 
 
 def _views(cfg: AugmentConfig, key: str, jpg: bytes) -> dict:
@@ -19,9 +18,17 @@ def _views(cfg: AugmentConfig, key: str, jpg: bytes) -> dict:
 
 
 def test_sizes_and_counts() -> None:
-    cfg = AugmentConfig(views=["global", "local"], image={"local_views": {"count": 3, "size": 96, "scale": (0.05, 0.4)}})
+    cfg = AugmentConfig(
+        views=["global", "local"], image={"local_views": {"count": 3, "size": 96, "scale": (0.05, 0.4)}}
+    )
     s = _views(cfg, "k", drawn_jpeg(1))
-    assert sorted(e for e in s["members"] if e.endswith(".jpg") and e != "jpg") == ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg"]
+    assert sorted(e for e in s["members"] if e.endswith(".jpg") and e != "jpg") == [
+        "g0.jpg",
+        "g1.jpg",
+        "l0.jpg",
+        "l1.jpg",
+        "l2.jpg",
+    ]
     for ext, side in (("g0.jpg", 224), ("g1.jpg", 224), ("l0.jpg", 96), ("l2.jpg", 96)):
         assert Image.open(io.BytesIO(s["members"][ext])).size == (side, side)
     for name in ("g0", "l1"):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torchvision.transforms.functional as F
 from PIL import Image
+from support.augment_fixtures import drawn_jpeg
 
 from augment.image import photometric
-from support.augment_fixtures import drawn_jpeg
 
 
 def _image() -> Image.Image:
@@ -19,8 +19,16 @@ def _image() -> Image.Image:
 
 @pytest.mark.parametrize(
     "name, factor",
-    [("brightness", 1.35), ("brightness", 0.62), ("contrast", 1.4), ("contrast", 0.6),
-     ("saturation", 1.38), ("saturation", 0.65), ("hue", 0.09), ("hue", -0.07)],
+    [
+        ("brightness", 1.35),
+        ("brightness", 0.62),
+        ("contrast", 1.4),
+        ("contrast", 0.6),
+        ("saturation", 1.38),
+        ("saturation", 0.65),
+        ("hue", 0.09),
+        ("hue", -0.07),
+    ],
 )
 def test_jitter_matches_torchvision_in_float(name: str, factor: float) -> None:
     """Reference: torchvision's operation on a float tensor (no 8-bit rounding on the way)."""
@@ -29,7 +37,12 @@ def test_jitter_matches_torchvision_in_float(name: str, factor: float) -> None:
     reference = getattr(F, f"adjust_{name}")(F.pil_to_tensor(img).float() / 255, factor).permute(1, 2, 0).numpy() * 255
     diff = np.abs(ours - reference)
     # brightness/contrast/saturation: rounding only; hue: 8-bit HSV steps (~6 levels on a saturated edge)
-    assert diff.mean() < (1.0 if name == "hue" else 0.5) and diff.max() <= (8 if name == "hue" else 1), (name, factor, diff.mean(), diff.max())
+    assert diff.mean() < (1.0 if name == "hue" else 0.5) and diff.max() <= (8 if name == "hue" else 1), (
+        name,
+        factor,
+        diff.mean(),
+        diff.max(),
+    )
     assert np.abs(ours - np.asarray(img)).mean() > 2  # the operation did something
 
 

@@ -12,6 +12,7 @@ from augment.text.protect import Protector
 from augment.text.translate.apertium import ApertiumTranslator, deformat, reformat
 from augment.text.translate.cache import TranslationCache
 from augment.views import view_rng
+from catalog import assets
 
 CAPTIONS = [
     "A man named <person> rides a brown horse along the sandy beach near the old wooden pier .",
@@ -22,6 +23,7 @@ CAPTIONS = [
 
 @pytest.fixture(scope="module")
 def eda() -> Eda:
+    assets.prepare()  # WordNetSynonyms reads the prepared copy; preparing is the caller's job
     return Eda(WordNetSynonyms(), Protector(["<person>"]), {"sr": 0.2, "ri": 0.2, "rs": 0.2, "rd": 0.2})
 
 
@@ -105,7 +107,11 @@ def test_apertium_round_trip_keeps_alignment_and_person(pivot: str, tmp_path) ->
         assert person.status == "ok" and person.text is not None and person.text.count("<person>") == 1
         assert results[ODD.index("") * 2 + 1].status == "empty"
         wooden = results[ODD.index("A girl going into a wooden building .") * 2 + 1]
-        assert wooden.status == "ok" and "wooden" in (wooden.text or "") and wooden.text != "A girl going into a wooden building ."
+        assert (
+            wooden.status == "ok"
+            and "wooden" in (wooden.text or "")
+            and wooden.text != "A girl going into a wooden building ."
+        )
         again = bt.run(texts, pivot)
         assert all(r.cached for r in again) and [r.text for r in again] == [r.text for r in results]
 

@@ -12,8 +12,8 @@ import tarfile
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines.__main__ import COMMANDS
 from catalog.cli import run
+from pipelines.__main__ import COMMANDS
 from pipelines.sampleweb.corpus import generate
 from pipelines.webserver import CorpusServer, free_port
 
@@ -22,8 +22,14 @@ def test_build_publishes_view_version_after_clean_one(tmp_path):
     port = free_port()
     corpus, root = tmp_path / "corpus", tmp_path / "root"
     generate(corpus, n=60, seed=3, base_url=f"http://127.0.0.1:{port}")
-    cfg = {"dataset": "demo", "root": str(root), "source": {"urls": str(corpus / "urls.parquet")}, "ray": {"num_cpus": 2},
-           "download": {"timeout": 3, "thread_count": 8}, "augment": {"views": ["eda", "global"], "num_workers": 1}}
+    cfg = {
+        "dataset": "demo",
+        "root": str(root),
+        "source": {"urls": str(corpus / "urls.parquet")},
+        "ray": {"num_cpus": 2},
+        "download": {"timeout": 3, "thread_count": 8},
+        "augment": {"views": ["eda", "global"], "num_workers": 1},
+    }
     (tmp_path / "build.yaml").write_text(yaml.safe_dump(cfg))
     with CorpusServer(corpus, port=port, slow_seconds=4):
         assert run("python -m pipelines", "", COMMANDS, ["build", str(tmp_path / "build.yaml")]) == 0
@@ -32,7 +38,10 @@ def test_build_publishes_view_version_after_clean_one(tmp_path):
     assert v1["parents"] == [] and v1["schema"]["views"] == {"image": [], "text": []} and v1["samples"] > 0
     assert v1["config"]["augment"]["views"] == ["eda", "global"]
     assert v2["parents"] == ["demo@1"] and v2["samples"] == v1["samples"]
-    assert set(v2["schema"]["views"]["image"]) >= {"g0.jpg", "g1.jpg"} and set(v2["schema"]["views"]["text"]) >= {"eda0.txt", "eda1.txt"}
+    assert set(v2["schema"]["views"]["image"]) >= {"g0.jpg", "g1.jpg"} and set(v2["schema"]["views"]["text"]) >= {
+        "eda0.txt",
+        "eda1.txt",
+    }
     kept = set(pq.read_table(root / "demo" / "v1" / "kept.parquet").column("key").to_pylist())
     members: dict[str, set[str]] = {}
     for shard in v2["shards"]:

@@ -2,11 +2,13 @@
 
 Measured on the 2-core box: CLIP-only tiny model, 150 steps of batch 32 lowers the loss
 from ~3.5 to well under half, and image->text R@1 on 200 held-out pairs is several times
-chance (see the asserts for the margins).
+chance (see the asserts for the margins). The console carries lipforge's lines only (the
+driver's progress bar, the summary, where the log is); Ray's output is in the run's ray.log.
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from support.training_corpus import write_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,20 +33,34 @@ def workdir(tmp_path_factory):
         "data: {num_workers: 1, caption_from: [txt, 'bt.*']}\n"
         "optim: {lr: 0.002, weight_decay: 0.05}\nschedule: {warmup_steps: 10}\n"
         "checkpoint: {storage: ./ckpt, keep: 2}\nrun: {log_every: 5, log_dir: ./logs}\n"
-        "eval: {dataset: heldout@latest, samples: 200}\n")
+        "eval: {dataset: heldout@latest, samples: 200}\n"
+    )
     return d
 
 
 def train(workdir, *overrides, wait=True):
     cmd = [sys.executable, "-m", "training", "train", "run.yaml"] + [a for o in overrides for a in ("--set", o)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     if not wait:
         return proc
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     return out
+
+
+OWN_LINE = re.compile(r'^(train: +\d+%\|.*|summary \{|\s+".*|\s*[{}],?|loss: start .*|full log: .*)$')
+
+
+def assert_own_lines_only(out, workdir, name):
+    """Every console line is lipforge's: bar updates, the summary JSON, the loss and log lines."""
+    lines = [line for line in re.split(r"[\r\n]", out) if line.strip()]
+    foreign = [line for line in lines if not OWN_LINE.match(line)]
+    assert not foreign, foreign[:10]
+    log = workdir / "logs" / name / "ray.log"
+    assert f"full log: {log}" in out and log.is_file()
 
 
 def summary(workdir, name):
@@ -65,6 +80,8 @@ def test_tiny_clip_learns_and_rerunning_resumes(workdir):
     assert s["last_loss"] < 0.6 * s["first_loss"]
     assert s["eval"]["i2t_r1"] > 5 * s["eval"]["chance_r1"]
     assert "loss: start" in out and "train: 100%" in out
+    assert_own_lines_only(out, workdir, "learn")
+    assert "Started a local Ray instance" in (workdir / "logs" / "learn" / "ray.log").read_text()
     ckpt = Path(s["checkpoint"])
     assert sorted(p.name for p in ckpt.iterdir()) == ["rng-rank0.pt", "state.pt"]
     state = torch.load(ckpt / "state.pt", weights_only=False)
@@ -100,8 +117,18 @@ def ray_train_worker_pids(root_pid):
 
 
 def test_killed_worker_resumes_from_last_checkpoint(workdir):
-    proc = train(workdir, "steps=60", "run.name=kill", "run.workers=2", "run.max_failures=1", "objectives.filip.weight=0.5",
-                 "checkpoint.every_steps=20", "eval.dataset=null", "batch_size=16", wait=False)
+    proc = train(
+        workdir,
+        "steps=60",
+        "run.name=kill",
+        "run.workers=2",
+        "run.max_failures=1",
+        "objectives.filip.weight=0.5",
+        "checkpoint.every_steps=20",
+        "eval.dataset=null",
+        "batch_size=16",
+        wait=False,
+    )
     try:
         deadline = time.time() + 400
         while not any(s >= 25 for s in logged_steps(workdir, "kill")):
@@ -115,6 +142,7 @@ def test_killed_worker_resumes_from_last_checkpoint(workdir):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out[-3000:]
+    assert_own_lines_only(out, workdir, "kill")
     s = summary(workdir, "kill")
     assert s["step"] == 60
     assert s["steps_this_attempt"] == 40  # resumed from the step-20 checkpoint

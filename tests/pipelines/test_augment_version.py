@@ -10,12 +10,11 @@ import pytest
 import yaml
 from support.augment_fixtures import write_version
 
-from pipelines.views.cli import load_augment_config
 from augment.config import AugmentConfig
-from pipelines.views.job import augment_version
-from catalog import versions
-from catalog import storage
+from catalog import storage, versions
 from catalog.config import ConfigError
+from pipelines.views.cli import load_augment_config
+from pipelines.views.job import augment_version
 
 
 def _samples(path: str) -> dict[str, dict[str, bytes]]:
@@ -44,17 +43,36 @@ def test_augment_version_end_to_end(tmp_path: Path) -> None:
     assert m["funnel"] == parent["funnel"] and m["stats"]["person_share"] == 0.2
     views = m["stats"]["views"]
     assert views["global"]["produced"] == 10 and views["local"]["produced"] == 20 and views["eda"]["produced"] == 10
-    assert views["bt"]["ok"] + views["bt"].get("identical", 0) + views["bt"].get("empty", 0) + views["bt"].get("lost_token", 0) == 10
+    assert (
+        views["bt"]["ok"]
+        + views["bt"].get("identical", 0)
+        + views["bt"].get("empty", 0)
+        + views["bt"].get("lost_token", 0)
+        == 10
+    )
     assert views["global"]["bytes_per_sample"] > 1000
     for name in ("kept.parquet", "rejects.parquet", "stats.json"):
-        assert storage.read_bytes(str(tmp_path / "data/tiny/v2" / name)) == storage.read_bytes(str(tmp_path / "data/tiny/v1" / name))
+        assert storage.read_bytes(str(tmp_path / "data/tiny/v2" / name)) == storage.read_bytes(
+            str(tmp_path / "data/tiny/v1" / name)
+        )
     seen = 0
     for shard in versions.shard_uris(root, m):
         for key, members in _samples(shard).items():
             seen += 1
             meta = json.loads(members["json"])
             assert set(meta["views"]) == {"g0", "g1", "l0", "l1", "l2", "l3", "eda0", "eda1", "bt.spa", "bt.cat"}
-            for ext in ("jpg", "txt", "g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg", "eda0.txt", "eda1.txt"):
+            for ext in (
+                "jpg",
+                "txt",
+                "g0.jpg",
+                "g1.jpg",
+                "l0.jpg",
+                "l1.jpg",
+                "l2.jpg",
+                "l3.jpg",
+                "eda0.txt",
+                "eda1.txt",
+            ):
                 assert ext in members, (key, ext)
             for pivot in ("spa", "cat"):
                 status = meta["views"][f"bt.{pivot}"]["status"]
@@ -77,6 +95,8 @@ def test_config_file_section_and_errors(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"augment": {"views": ["eda", "mosaic"]}}))
     with pytest.raises(ConfigError, match="unknown view kinds \\['mosaic'\\]"):
         load_augment_config(str(path), [])
-    path.write_text(yaml.safe_dump({"augment": {"image": {"local_views": {"count": 4, "size": 96, "scale": [0.5, 0.1]}}}}))
+    path.write_text(
+        yaml.safe_dump({"augment": {"image": {"local_views": {"count": 4, "size": 96, "scale": [0.5, 0.1]}}}})
+    )
     with pytest.raises(ConfigError, match="image.local_views"):
         load_augment_config(str(path), [])

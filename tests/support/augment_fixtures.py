@@ -1,17 +1,14 @@
-"""Small hand-made dataset versions for augment tests (PIL drawings + a docs/formats.md manifest)."""
+"""Small dataset versions for augment tests: PIL drawings + CAPTIONS, written by `support.versions`."""
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import random
-import tarfile
 
 from PIL import Image, ImageDraw
 
-from catalog import storage
-from catalog.keys import sample_key
+from support.versions import sample_members
+from support.versions import write_version as publish
 
 CAPTIONS = [
     "A red ball lies on the green grass near a small wooden house .",
@@ -36,37 +33,10 @@ def drawn_jpeg(seed: int, size: tuple[int, int] = (320, 256)) -> bytes:
     return buf.getvalue()
 
 
-def write_version(root: str, dataset: str = "tiny", version: int = 1, per_shard: tuple[int, ...] = (3, 2)) -> dict:
-    """A complete version with len(per_shard) shards of drawn images and CAPTIONS."""
-    base = os.path.join(root, dataset, f"v{version}")
-    os.makedirs(os.path.join(base, "shards"), exist_ok=True)
-    shards, keys, n = [], [], 0
-    for s, count in enumerate(per_shard):
-        rel = f"v{version}/shards/shard-{s:06d}.tar"
-        path = os.path.join(root, dataset, rel)
-        with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for _ in range(count):
-                url = f"http://127.0.0.1:1/img/{n}.jpg"
-                key = sample_key(url)
-                keys.append(key)
-                meta = {"url": url, "orig_width": 320, "orig_height": 256, "width": 320, "height": 256, "lang": "en",
-                        "lang_score": 0.9, "english_ratio": 1.0, "phash": "0" * 16, "person_substituted": "<person>" in CAPTIONS[n % 5]}
-                for ext, data in (("jpg", drawn_jpeg(n)), ("txt", CAPTIONS[n % 5].encode()), ("json", json.dumps(meta).encode())):
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-                n += 1
-        shards.append({"path": rel, "samples": count, "bytes": os.path.getsize(path), "sha256": ""})
-    for name in ("kept.parquet", "rejects.parquet"):
-        storage.write_bytes(os.path.join(base, name), b"PAR1-placeholder-" + name.encode())
-    funnel = {"in": n, "kept": n, "rejected": {}, "stages": []}
-    storage.write_json(os.path.join(base, "stats.json"), funnel)
-    manifest = {
-        "format": "lipforge.manifest/1", "dataset": dataset, "version": version, "parents": [],
-        "created": "2026-11-27T00:00:00+00:00", "code_version": "test", "config": {}, "sources": [],
-        "funnel": funnel, "shards": shards, "samples": n,
-        "schema": {"keys": ["jpg", "txt", "json"], "views": {"image": ["jpg"], "text": ["txt"]}},
-        "stats": {"person_share": 0.2}, "preview": keys[:32],
-    }
-    storage.write_json(os.path.join(base, "manifest.json"), manifest)
-    return manifest
+def write_version(root: str, dataset: str = "tiny", per_shard: tuple[int, ...] = (3, 2)) -> dict:
+    """The next version of `dataset`: len(per_shard) shards of drawn images and CAPTIONS."""
+    samples = []
+    for n in range(sum(per_shard)):
+        url = f"http://127.0.0.1:1/img/{n}.jpg"
+        samples.append((url, sample_members(url, drawn_jpeg(n), CAPTIONS[n % 5], meta={"phash": "0" * 16})))
+    return publish(root, dataset, samples, per_shard=per_shard)

@@ -1,26 +1,29 @@
-"""A small shapes-and-captions dataset version for training tests (docs/formats.md layout).
+"""A small shapes-and-captions dataset version for training tests, written by `support.versions`.
 
 Each image holds one shape of a colour at a position on a plain background, resized to
 shorter side 256; the caption names all three, and a paraphrase stands in for the
-back-translation view (`bt.spa.txt`). Views g0/l0/eda0 are written when asked for.
+back-translation view (`bt.spa.txt`). Views g0/l0/eda0 are written when asked for; the
+manifest declares every view member written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import random
-import tarfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from catalog import storage
-from catalog.keys import sample_key
+from support.versions import jpeg, sample_members
+from support.versions import write_version as publish
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (235, 210, 20),
-           "purple": (140, 40, 170), "orange": (245, 140, 20)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 210, 20),
+    "purple": (140, 40, 170),
+    "orange": (245, 140, 20),
+}
 SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
 PLACES = {"left": (0.28, 0.5), "right": (0.72, 0.5), "top": (0.5, 0.28), "bottom": (0.5, 0.72)}
 
@@ -47,12 +50,6 @@ def draw(colour: str, shape: str, place: str, rng: random.Random) -> Image.Image
     return img
 
 
-def jpeg(img: Image.Image, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def make_pairs(n: int, seed: int) -> list[tuple[str, Image.Image, str, str]]:
     """(url, image, caption, paraphrase) rows."""
     rng = random.Random(seed)
@@ -65,39 +62,30 @@ def make_pairs(n: int, seed: int) -> list[tuple[str, Image.Image, str, str]]:
     return rows
 
 
-def write_version(root: str | Path, dataset: str, n: int, seed: int, per_shard: int = 100,
-                  views: bool = False) -> dict:
-    """Write {root}/{dataset}/v1 with shards + manifest.json (written last); returns the manifest."""
-    base = Path(root) / dataset / "v1"
-    (base / "shards").mkdir(parents=True, exist_ok=True)
-    rows = make_pairs(n, seed)
-    shards = []
-    for s in range(0, n, per_shard):
-        rel = f"v1/shards/shard-{s // per_shard:06d}.tar"
-        path = Path(root) / dataset / rel
-        with tarfile.open(path, "w") as tar:
-            for url, img, caption, para in rows[s : s + per_shard]:
-                key = sample_key(url)
-                members = {"jpg": jpeg(img), "txt": caption.encode(), "bt.spa.txt": para.encode(),
-                           "json": json.dumps({"url": url, "width": img.width, "height": img.height}).encode()}
-                if views:
-                    members["g0.jpg"] = jpeg(img.transpose(Image.FLIP_LEFT_RIGHT))
-                    members["l0.jpg"] = jpeg(img.crop((0, 0, 128, 128)))
-                    members["eda0.txt"] = caption.replace(" the ", " ").encode()
-                for ext, data in members.items():
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-        data = path.read_bytes()
-        shards.append({"path": rel, "samples": len(rows[s : s + per_shard]), "bytes": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {
-        "format": "lipforge.manifest/1", "dataset": dataset, "version": 1, "parents": [],
-        "created": "2026-01-01T00:00:00Z", "code_version": "test", "config": {}, "sources": [],
-        "funnel": {"in": n, "kept": n, "rejected": {}, "stages": []}, "shards": shards, "samples": n,
-        "schema": {"keys": ["jpg", "txt", "json", "bt.spa.txt"] + (["g0.jpg", "l0.jpg", "eda0.txt"] if views else []),
-                   "views": {"image": ["g0", "l0"] if views else [], "text": ["bt.spa"] + (["eda0"] if views else [])}},
-        "stats": {}, "preview": [],
+def write_version(
+    root: str | Path,
+    dataset: str,
+    n: int,
+    seed: int,
+    per_shard: int = 100,
+    views: bool = False,
+    back_translation: bool = True,
+) -> dict:
+    """Write the next version of `dataset` under `root` (shards, tables, manifest last); return the manifest."""
+    samples = []
+    for url, img, caption, para in make_pairs(n, seed):
+        extra = {"bt.spa.txt": para.encode()} if back_translation else {}
+        if views:
+            extra.update(
+                {
+                    "g0.jpg": jpeg(img.transpose(Image.FLIP_LEFT_RIGHT)),
+                    "l0.jpg": jpeg(img.crop((0, 0, 128, 128))),
+                    "eda0.txt": caption.replace(" the ", " ").encode(),
+                }
+            )
+        samples.append((url, sample_members(url, jpeg(img), caption, extra)))
+    declared = {
+        "image": ["g0.jpg", "l0.jpg"] if views else [],
+        "text": (["bt.spa.txt"] if back_translation else []) + (["eda0.txt"] if views else []),
     }
-    storage.write_json(str(base / "manifest.json"), manifest)
-    return manifest
+    return publish(root, dataset, samples, per_shard=per_shard, views=declared)

@@ -4,9 +4,17 @@ import collections
 
 import pytest
 import torch
-
-from training.data import BatchSpec, ShardStream, make_loader, resolve_shards
 from support.training_corpus import write_version
+
+from training.data import (
+    BatchSpec,
+    MissingMembers,
+    ShardStream,
+    check_members,
+    make_loader,
+    raw_samples,
+    resolve_shards,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +27,7 @@ def corpus(tmp_path_factory):
 def keys_of(stream, batches):
     loader = make_loader(stream)
     out = []
-    for i, batch in zip(range(batches), loader):
+    for _, batch in zip(range(batches), loader):
         out.append(batch["__key__"])
     return out
 
@@ -38,19 +46,57 @@ def test_ranks_and_loader_workers_never_read_the_same_sample_in_an_epoch(tmp_pat
     assert len(seen) == 96 and max(seen.values()) == 1
 
 
-def test_batch_carries_image_tokens_mask_views_and_sampled_captions(corpus):
+def test_batch_carries_image_tokens_mask_declared_members_and_sampled_captions(corpus):
     _, urls = resolve_shards(corpus, "shapes@1")
-    spec = BatchSpec(image_size=32, caption_from=("txt", "bt.*"), eda_views=1, global_views=1, local_views=1,
-                     local_size=16)
+    spec = BatchSpec(
+        image_size=32,
+        caption_from=("txt", "bt.*"),
+        members=("g0.jpg", "l0.jpg", "eda0.txt"),
+        image_sizes=(("l*.jpg", 16),),
+    )
     batch = next(iter(make_loader(ShardStream(urls, spec, batch_size=16, samples_per_epoch=96, num_workers=1))))
     assert batch["image"].shape == (16, 3, 32, 32) and batch["image"].dtype == torch.float32
-    assert batch["global_views"].shape == (16, 1, 3, 32, 32)
-    assert batch["local_views"].shape == (16, 1, 3, 16, 16)
-    assert batch["text"].shape == (16, 77) and batch["eda"].shape == (16, 1, 77)
+    assert batch["g0.jpg"].shape == (16, 3, 32, 32)
+    assert batch["l0.jpg"].shape == (16, 3, 16, 16)
+    assert batch["text"].shape == (16, 77) and batch["eda0.txt"].shape == (16, 77)
+    assert batch["eda0.txt:mask"].dtype == torch.bool and batch["eda0.txt:mask"][:, 0].all()
     lengths = batch["text_mask"].sum(1)
     assert (batch["text"][torch.arange(16), lengths - 1] == 49407).all()  # last real token is EOT
     sources = {c.startswith("there is") for c in batch["caption"]}
     assert sources == {True, False}  # original and back-translation both drawn
+
+
+def test_views_are_decoded_only_when_declared(corpus):
+    _, urls = resolve_shards(corpus, "shapes@1")
+    spec = BatchSpec(image_size=32)
+    batch = next(iter(make_loader(ShardStream(urls, spec, batch_size=4, samples_per_epoch=96, num_workers=0))))
+    assert set(batch) == {"__key__", "caption", "image", "text", "text_mask"}
+    sample = next(raw_samples(urls, spec.read()))
+    assert set(sample) == {"__key__", "__url__", "jpg", "txt"}  # views are not even read
+
+
+def test_pattern_member_draws_one_matching_member_per_sample(corpus):
+    _, urls = resolve_shards(corpus, "shapes@1")
+    spec = BatchSpec(image_size=32, members=("bt.*", "*.jpg"))
+    batch = next(iter(make_loader(ShardStream(urls, spec, batch_size=8, samples_per_epoch=96, num_workers=0))))
+    assert batch["bt.*"].shape == (8, 77) and batch["bt.*:mask"].shape == (8, 77)
+    assert batch["*.jpg"].shape == (8, 3, 32, 32)
+
+
+def test_check_members_names_objective_and_missing_members(tmp_path, corpus):
+    plain = write_version(tmp_path, "plain", n=8, seed=3, per_shard=8, back_translation=False)
+    assert plain["schema"]["views"] == {"image": [], "text": []}
+    check_members(plain, {"clip": ("jpg", "txt")}, ["txt", "bt.*"])
+    with pytest.raises(
+        MissingMembers,
+        match=r"dataset plain@1 lacks members: objective 'mvs' reads g0\.jpg, bt\.\*"
+        r" \(it has jpg, json, txt\); it has no views",
+    ):
+        check_members(plain, {"clip": ("jpg", "txt"), "mvs": ("g0.jpg", "bt.*")}, ["txt"])
+    with pytest.raises(MissingMembers, match=r"data.caption_from \['bt.\*'\] matches no member"):
+        check_members(plain, {}, ["bt.*"])
+    views, _ = resolve_shards(corpus, "shapes@1")
+    check_members(views, {"mvs": ("g0.jpg", "l*.jpg", "eda0.txt", "bt.*")}, ["txt"])
 
 
 def test_resume_from_a_batch_position_continues_the_exact_stream(corpus):
@@ -65,6 +111,12 @@ def test_resume_from_a_batch_position_continues_the_exact_stream(corpus):
 
 def test_missing_member_names_sample_and_shard(corpus):
     _, urls = resolve_shards(corpus, "shapes@1")
-    stream = ShardStream(urls, BatchSpec(image_size=32, eda_views=2), batch_size=4, samples_per_epoch=48, num_workers=0)
+    stream = ShardStream(
+        urls,
+        BatchSpec(image_size=32, members=("eda0.txt", "eda1.txt")),
+        batch_size=4,
+        samples_per_epoch=48,
+        num_workers=0,
+    )
     with pytest.raises(KeyError, match=r"shard-0000\d\d\.tar: missing member 'eda1.txt'"):
         next(iter(make_loader(stream)))

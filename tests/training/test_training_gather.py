@@ -33,14 +33,21 @@ class Towers(torch.nn.Module):
 
     def forward(self, images, texts, text_mask):
         it, tt = F.normalize(self.image(images), dim=-1), F.normalize(self.text(texts), dim=-1)
-        return {"image_tokens": it, "text_tokens": tt, "text_mask": text_mask,
-                "image_features": F.normalize(it.mean(1), dim=-1), "text_features": F.normalize(tt.mean(1), dim=-1)}
+        return {
+            "image_tokens": it,
+            "text_tokens": tt,
+            "text_mask": text_mask,
+            "image_features": F.normalize(it.mean(1), dim=-1),
+            "text_features": F.normalize(tt.mean(1), dim=-1),
+        }
 
 
 def objectives():
-    return [ClipObjective(ClipOptions()).double(),
-            FilipObjective(FilipOptions(token_fraction=1.0, similarity_dtype="auto")).double(),
-            FilipObjective(FilipOptions(token_fraction=0.4, similarity_dtype="auto")).double()]
+    return [
+        ClipObjective(ClipOptions()).double(),
+        FilipObjective(FilipOptions(token_fraction=1.0, similarity_dtype="auto")).double(),
+        FilipObjective(FilipOptions(token_fraction=0.4, similarity_dtype="auto")).double(),
+    ]
 
 
 def gradients(model, objective, images, texts, text_mask):
@@ -55,8 +62,10 @@ def selected_per_worker_gradient(images, texts, text_mask, fraction, world):
     model = Towers()
     out = model(images, texts, text_mask)
     scale = FilipObjective(FilipOptions()).double().logit_scale()
-    halves = [_prepare(out["image_tokens"][p], None, out["text_tokens"][p], text_mask[p], fraction, None, 1 << 20)
-              for p in (slice(r * B // world, (r + 1) * B // world) for r in range(world))]
+    halves = [
+        _prepare(out["image_tokens"][p], None, out["text_tokens"][p], text_mask[p], fraction, None, 1 << 20)
+        for p in (slice(r * B // world, (r + 1) * B // world) for r in range(world))
+    ]
     img, img_mask, txt, txt_mask = (torch.cat(parts) for parts in zip(*halves))
     filip_loss(img, txt, txt_mask, scale, image_mask=img_mask).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()])

@@ -49,8 +49,10 @@ def dense_filip(img, txt, img_mask, txt_mask, scale, fraction=1.0):
             kept.append(sorted(real, key=lambda k: -score[k])[:keep])
         return kept
 
-    img_idx = [list(range(img.shape[1])) if img_mask is None else [k for k in range(img.shape[1]) if img_mask[b, k]]
-               for b in range(B)]
+    img_idx = [
+        list(range(img.shape[1])) if img_mask is None else [k for k in range(img.shape[1]) if img_mask[b, k]]
+        for b in range(B)
+    ]
     txt_idx = [[k for k in range(txt.shape[1]) if txt_mask[b, k]] for b in range(B)]
     if fraction < 1.0:
         full_img_mask = torch.ones(img.shape[:2], dtype=torch.bool) if img_mask is None else img_mask
@@ -60,8 +62,8 @@ def dense_filip(img, txt, img_mask, txt_mask, scale, fraction=1.0):
     s_t2i = torch.zeros(B, B, dtype=img.dtype)
     for i in range(B):
         for j in range(B):
-            I, T = img[i, img_idx[i]], txt[j, txt_idx[j]]
-            sim = I @ T.T
+            im, tx = img[i, img_idx[i]], txt[j, txt_idx[j]]
+            sim = im @ tx.T
             s_i2t[i, j] = sim.max(dim=1).values.mean()
             s_t2i[j, i] = sim.max(dim=0).values.mean()
     labels = torch.arange(B)

@@ -25,8 +25,11 @@ def test_weight_decay_skips_biases_norms_embeddings_and_temperature():
     assert decay["weight_decay"] == 0.2 and no_decay["weight_decay"] == 0.0
     assert [id(p) for p in decay["params"]] == [id(model.proj.weight)]
     assert {id(p) for p in no_decay["params"]} == {
-        id(model.token_embedding.weight), id(model.proj.bias), id(model.ln_final.weight),
-        id(model.ln_final.bias), id(model.log_scale),
+        id(model.token_embedding.weight),
+        id(model.proj.bias),
+        id(model.ln_final.weight),
+        id(model.ln_final.bias),
+        id(model.log_scale),
     }
 
 

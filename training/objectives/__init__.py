@@ -1,7 +1,11 @@
-"""Training objectives, one module each, registered by name (`OBJECTIVES`) and weighted in YAML."""
+"""Training objectives, one module each, registered by name (`OBJECTIVES`) and weighted in YAML.
 
-from training.objectives.base import OBJECTIVES, Objective
+The contract is in `training.objectives.base`. This package imports only torch, the
+standard library, pydantic and its own modules (no other lipforge package).
+"""
+
+from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions, mask_key
 from training.objectives.clip import clip_loss
 from training.objectives.filip import filip_loss
 
-__all__ = ["OBJECTIVES", "Objective", "clip_loss", "filip_loss"]
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveOptions", "clip_loss", "filip_loss", "mask_key"]

@@ -1,33 +1,69 @@
-"""What an objective is: a small nn.Module registered by name, weighted in YAML.
+"""What an objective is: one module under `training/objectives/`, found by its registered name.
 
-An objective declares the model outputs it `needs` (e.g. "image_tokens") and the batch
-members it reads (`batch_keys`), returns its loss, and may hold state (temperature,
-momentum encoders, queues): everything in its `state_dict` is checkpointed and restored.
+An objective is a small `nn.Module` subclass of `Objective`, registered with
+`@OBJECTIVES.register("name")` and weighted in YAML (`objectives: {name: {weight, options}}`):
+
+- `Options`: its options, a subclass of `ObjectiveOptions` (pydantic, unknown keys
+  forbidden, frozen). `training.config` validates `objectives.NAME.options` against it when
+  the config is loaded, so a typo fails before Ray starts, naming file and key.
+- `needs`: the model outputs it reads (`image_features`, `text_features`, `image_tokens`,
+  `text_tokens`); the model computes token outputs only when some objective needs them.
+- `batch_members` (or `members(options)` when they depend on the options): the batch
+  members it reads, named as shard members (docs/formats.md) or fnmatch patterns: `jpg`
+  and `txt` are the model's inputs (`image`; `text` + `text_mask`, the caption sampled from
+  `data.caption_from`); any other member (`g0.jpg`, `eda0.txt`, `bt.*`) is decoded into the
+  batch under its own name: images as float tensors [B, 3, S, S], texts as token ids
+  [B, L] with their padding mask under `NAME:mask` (`mask_key`); a pattern draws one
+  matching member per sample. The trainer decodes exactly what the configured objectives
+  declare, and a version lacking a declared member fails before training.
+- `forward(outputs, batch)`: the loss, from the model outputs and the whole batch.
+
+An objective may hold state (temperature, momentum encoders, queues): everything in its
+`state_dict` is checkpointed and restored. This package imports only torch, the standard
+library, pydantic and its own modules.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from catalog.config import Config
-from catalog.registry import Registry
+MASK_SUFFIX = ":mask"
+T = TypeVar("T")
+
+
+def mask_key(member: str) -> str:
+    """The batch key of the padding mask of text member `member` (e.g. `eda0.txt:mask`)."""
+    return member + MASK_SUFFIX
+
+
+class ObjectiveOptions(BaseModel):
+    """Base of every objective's options: strict keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class Objective(nn.Module):
     """Base class: a learnable temperature `log_scale` (init 1/T, clamped) and the interface."""
 
-    Options: ClassVar[type[Config]]
+    Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
     needs: ClassVar[frozenset[str]] = frozenset()
-    batch_keys: ClassVar[frozenset[str]] = frozenset({"image", "text"})
+    batch_members: ClassVar[tuple[str, ...]] = ("jpg", "txt")
 
     def __init__(self, init_temperature: float, max_logit_scale: float) -> None:
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.max_logit_scale = max_logit_scale
+
+    @classmethod
+    def members(cls, options: ObjectiveOptions) -> tuple[str, ...]:
+        """Batch members this objective reads under `options` (default: `batch_members`)."""
+        return cls.batch_members
 
     def logit_scale(self) -> torch.Tensor:
         """exp(log_scale), clamped at the maximum (no gradient pushes it further)."""
@@ -37,9 +73,40 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
+class ObjectiveRegistry:
+    """Objective classes by name: `@OBJECTIVES.register("clip")`, `OBJECTIVES.get("clip")`."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, type[Objective]] = {}
+
+    def register(self, name: str) -> Callable[[type[Objective]], type[Objective]]:
+        def add(cls: type[Objective]) -> type[Objective]:
+            if name in self._items:
+                raise ValueError(f"objective {name!r} registered twice")
+            self._items[name] = cls
+            return cls
+
+        return add
+
+    def unregister(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    def get(self, name: str) -> type[Objective]:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(f"unknown objective {name!r}; known: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+
 def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """Features/scores from AMP back to fp32 (fp64 stays fp64) before a softmax."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+OBJECTIVES = ObjectiveRegistry()

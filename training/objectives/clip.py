@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from catalog.config import Config
-from training.objectives.base import OBJECTIVES, Objective, at_least_fp32
+from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions, at_least_fp32
 from training.objectives.gather import all_gather_with_grad, world
 
 
@@ -33,7 +32,7 @@ def clip_loss_local(
     return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
 
 
-class ClipOptions(Config):
+class ClipOptions(ObjectiveOptions):
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0
 
@@ -44,6 +43,7 @@ class ClipObjective(Objective):
 
     Options = ClipOptions
     needs = frozenset({"image_features", "text_features"})
+    batch_members = ("jpg", "txt")
 
     def __init__(self, options: ClipOptions, amp_dtype: torch.dtype | None = None) -> None:
         super().__init__(options.init_temperature, options.max_logit_scale)

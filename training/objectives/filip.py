@@ -16,8 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from catalog.config import Config
-from training.objectives.base import OBJECTIVES, Objective, at_least_fp32
+from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions, at_least_fp32
 from training.objectives.gather import all_gather_no_grad, all_gather_with_grad, world
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 26
@@ -58,8 +57,13 @@ def late_interaction(
 
 
 @torch.no_grad()
-def token_scores(tokens: torch.Tensor, mask: torch.Tensor, others: torch.Tensor, others_mask: torch.Tensor,
-                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
+def token_scores(
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    others: torch.Tensor,
+    others_mask: torch.Tensor,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> torch.Tensor:
     """Each token's maximum similarity over every real token of every other-modality sample."""
     flat = others[others_mask]
     b, n, d = tokens.shape
@@ -68,8 +72,9 @@ def token_scores(tokens: torch.Tensor, mask: torch.Tensor, others: torch.Tensor,
     return torch.cat(out).masked_fill(~mask, float("-inf"))
 
 
-def select_tokens(tokens: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor, fraction: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def select_tokens(
+    tokens: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor, fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep ceil(fraction * real tokens) highest-scoring real tokens per sample.
 
     Returns tokens [B, K, d] (K = ceil(fraction * n), the same on every worker so the
@@ -99,34 +104,22 @@ def filip_loss(
     similarity_dtype: torch.dtype | None = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
 ) -> torch.Tensor:
-    """FILIP loss on one process: tokens [B, n, d] L2-normalised, masks [B, n] (True = real)."""
-    image_tokens, image_mask, text_tokens, text_mask = _prepare(
-        image_tokens, image_mask, text_tokens, text_mask, token_fraction, similarity_dtype, chunk_elements)
-    i2t, t2i = late_interaction(image_tokens, image_mask, text_tokens, text_mask, chunk_elements, both=True)
-    labels = torch.arange(i2t.shape[0], device=i2t.device)
-    return _symmetric_ce(logit_scale * at_least_fp32(i2t), logit_scale * at_least_fp32(t2i.T), labels)
+    """The FILIP loss of this process: tokens [B, n, d] L2-normalised, masks [B, n] (True = real).
 
-
-def filip_loss_distributed(
-    image_tokens: torch.Tensor,
-    text_tokens: torch.Tensor,
-    text_mask: torch.Tensor,
-    logit_scale: torch.Tensor,
-    image_mask: torch.Tensor | None = None,
-    token_fraction: float = 1.0,
-    similarity_dtype: torch.dtype | None = None,
-    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-) -> torch.Tensor:
-    """This worker's share of the FILIP loss: local rows against the gathered batch.
-
-    Tokens are selected locally, then gathered with gradient (open_clip's local loss).
+    One process (no process group, or world size 1): the loss over the batch, both
+    directions from one similarity computation. Several workers: this worker's share, its
+    local rows against the gathered batch; tokens are selected locally (before the gather,
+    FILIP Sec. 3.1.1), then gathered with gradient (open_clip's local loss), so that after
+    data-parallel averaging the gradient is the single-process full-batch gradient.
     """
     rank, size = world()
-    if size == 1:
-        return filip_loss(image_tokens, text_tokens, text_mask, logit_scale, image_mask, token_fraction,
-                          similarity_dtype, chunk_elements)
     img, img_mask, txt, txt_mask = _prepare(
-        image_tokens, image_mask, text_tokens, text_mask, token_fraction, similarity_dtype, chunk_elements)
+        image_tokens, image_mask, text_tokens, text_mask, token_fraction, similarity_dtype, chunk_elements
+    )
+    if size == 1:
+        i2t, t2i = late_interaction(img, img_mask, txt, txt_mask, chunk_elements, both=True)
+        labels = torch.arange(i2t.shape[0], device=i2t.device)
+        return _symmetric_ce(logit_scale * at_least_fp32(i2t), logit_scale * at_least_fp32(t2i.T), labels)
     img_all, txt_all = all_gather_with_grad(img, txt)
     img_mask_all, txt_mask_all = all_gather_no_grad(img_mask), all_gather_no_grad(txt_mask)
     i2t, _ = late_interaction(img, img_mask, txt_all, txt_mask_all, chunk_elements)
@@ -155,7 +148,7 @@ def _symmetric_ce(logits_i2t: torch.Tensor, logits_t2i: torch.Tensor, labels: to
     return (F.cross_entropy(logits_i2t, labels) + F.cross_entropy(logits_t2i, labels)) / 2
 
 
-class FilipOptions(Config):
+class FilipOptions(ObjectiveOptions):
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0
     token_fraction: float = 0.25
@@ -175,6 +168,7 @@ class FilipObjective(Objective):
 
     Options = FilipOptions
     needs = frozenset({"image_tokens", "text_tokens"})
+    batch_members = ("jpg", "txt")
 
     def __init__(self, options: FilipOptions, amp_dtype: torch.dtype | None = None) -> None:
         super().__init__(options.init_temperature, options.max_logit_scale)
@@ -182,8 +176,13 @@ class FilipObjective(Objective):
         self.dtype = amp_dtype if options.similarity_dtype == "auto" else _DTYPES[options.similarity_dtype]
 
     def forward(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return filip_loss_distributed(
-            outputs["image_tokens"], outputs["text_tokens"], outputs["text_mask"], self.logit_scale(),
-            image_mask=outputs.get("image_mask"), token_fraction=self.options.token_fraction,
-            similarity_dtype=self.dtype, chunk_elements=self.options.chunk_elements,
+        return filip_loss(
+            outputs["image_tokens"],
+            outputs["text_tokens"],
+            outputs["text_mask"],
+            self.logit_scale(),
+            image_mask=outputs.get("image_mask"),
+            token_fraction=self.options.token_fraction,
+            similarity_dtype=self.dtype,
+            chunk_elements=self.options.chunk_elements,
         )

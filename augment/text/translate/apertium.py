@@ -37,9 +37,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from augment.text.translate.base import TRANSLATORS, Translator
+from catalog import assets
 
 MODES_DIR = "/usr/share/apertium/modes"
 _ESCAPE = frozenset("\\^$@*[]{}<>/#+")
@@ -97,7 +98,9 @@ def mode_stages(mode: str, unbuffered: bool = False) -> list[str]:
         raise ApertiumError("apertium: apertium-wblank-mode not found; apt-get install apertium")
     path = f"{MODES_DIR}/{mode}.mode"
     try:
-        text = subprocess.run(["apertium-wblank-mode", "-z", path], capture_output=True, text=True, check=True, timeout=30).stdout
+        text = subprocess.run(
+            ["apertium-wblank-mode", "-z", path], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
     except subprocess.CalledProcessError as exc:
         raise ApertiumError(f"apertium: mode {mode!r} not installed ({path}): {exc.stderr.strip()}") from None
     stages = []
@@ -122,7 +125,9 @@ def sequential_script(stages: Sequence[str], scratch: str) -> tuple[str, str]:
     for i, stage in enumerate(stages):
         src, dst = files[i % 2], files[(i + 1) % 2]
         name = shlex.quote(stage.split()[0] if stage[0] != "{" else "restore-nuls")
-        lines.append(f"{stage} < {shlex.quote(src)} > {shlex.quote(dst)} || {{ echo apertium stage {i + 1}/{len(stages)} {name} failed >&2; exit 1; }}")
+        lines.append(
+            f"{stage} < {shlex.quote(src)} > {shlex.quote(dst)} || {{ echo apertium stage {i + 1}/{len(stages)} {name} failed >&2; exit 1; }}"
+        )
     return "\n".join(lines) + "\n", files[len(stages) % 2]
 
 
@@ -133,7 +138,7 @@ def _scratch_dir() -> str | None:
 
 def encode_batch(texts: Sequence[str]) -> bytes:
     """Captions -> one NUL-separated stream, each caption led by its index superblank."""
-    return b"".join(f"[<{i}>]{deformat(t)} ".encode("utf-8") + b"\0" for i, t in enumerate(texts))
+    return b"".join(f"[<{i}>]{deformat(t)} ".encode() + b"\0" for i, t in enumerate(texts))
 
 
 def decode_replies(replies: Sequence[bytes], n: int, what: str) -> list[str]:
@@ -144,7 +149,9 @@ def decode_replies(replies: Sequence[bytes], n: int, what: str) -> list[str]:
     for i, reply in enumerate(replies[:n]):
         m = _ID.match(reply)
         if m is None or int(m.group(1)) != i:
-            raise ApertiumError(f"apertium {what}: reply {i} carries index {m.group(1) if m else None!r}; alignment lost")
+            raise ApertiumError(
+                f"apertium {what}: reply {i} carries index {m.group(1) if m else None!r}; alignment lost"
+            )
         out.append(reformat(reply[m.end() :].decode("utf-8", "replace")))
     return out
 
@@ -166,7 +173,9 @@ class ApertiumPipe:
                 f.write(encode_batch(texts))
             proc = subprocess.run(["bash", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, check=False)
             if proc.returncode != 0:
-                raise ApertiumError(f"apertium {what}: exit {proc.returncode}: {proc.stderr.decode('utf-8', 'replace')[-500:]}")
+                raise ApertiumError(
+                    f"apertium {what}: exit {proc.returncode}: {proc.stderr.decode('utf-8', 'replace')[-500:]}"
+                )
             with open(result, "rb") as f:
                 out = f.read()
         return decode_replies(out.split(b"\0"), len(texts), what)
@@ -224,8 +233,6 @@ class ApertiumTranslator(Translator):
 
     def _pipe(self, modes: tuple[str, ...]) -> ApertiumPipe:
         if modes not in self._pipes:
-            from catalog import assets
-
             for mode in modes:
                 assets.require_apertium(mode)
             self._pipes[modes] = ApertiumPipe(modes)

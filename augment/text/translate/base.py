@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from catalog.registry import Registry
 
@@ -27,7 +28,7 @@ class Translator:
     def close(self) -> None:
         """Release processes or models."""
 
-    def __enter__(self) -> "Translator":
+    def __enter__(self) -> Translator:
         return self
 
     def __exit__(self, *exc: Any) -> None:

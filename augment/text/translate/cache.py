@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+from catalog import assets
 
 
 def caption_hash(text: str) -> str:
@@ -18,8 +20,6 @@ def caption_hash(text: str) -> str:
 
 
 def default_cache_dir() -> Path:
-    from catalog import assets
-
     return assets.cache_dir() / "augment"
 
 
@@ -54,7 +54,8 @@ class TranslationCache:
     def put_many(self, backend: str, pivot: str, pairs: Sequence[tuple[str, str]]) -> None:
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO bt VALUES (?, ?, ?, ?)", [(backend, pivot, caption_hash(t), o) for t, o in pairs]
+                "INSERT OR REPLACE INTO bt VALUES (?, ?, ?, ?)",
+                [(backend, pivot, caption_hash(t), o) for t, o in pairs],
             )
 
     def count(self) -> int:

@@ -19,7 +19,8 @@ once per worker, and generate greedily (deterministic).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from augment.text.translate.base import TRANSLATORS, Translator
 
@@ -28,8 +29,14 @@ from augment.text.translate.base import TRANSLATORS, Translator
 class MarianTranslator(Translator):
     name = "marian"
 
-    def __init__(self, models: dict[str, str] | None = None, batch_size: int = 32, device: str = "cpu",
-                 max_new_tokens: int = 96, **_: object) -> None:
+    def __init__(
+        self,
+        models: dict[str, str] | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+        max_new_tokens: int = 96,
+        **_: object,
+    ) -> None:
         self.models = dict(models or {})
         self.batch_size = batch_size
         self.device = device
@@ -39,8 +46,10 @@ class MarianTranslator(Translator):
     def _direction(self, src: str, tgt: str) -> str:
         direction = f"{src}-{tgt}"
         if direction not in self.models:
-            raise KeyError(f"marian: no model for {direction!r}; configure backtranslation.marian_models.{direction} "
-                           f"(have: {', '.join(sorted(self.models)) or 'none'})")
+            raise KeyError(
+                f"marian: no model for {direction!r}; configure backtranslation.marian_models.{direction} "
+                f"(have: {', '.join(sorted(self.models)) or 'none'})"
+            )
         return direction
 
     def _load(self, direction: str) -> tuple[Any, Any]:
