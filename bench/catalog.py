@@ -28,25 +28,37 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from catalog import storage  # noqa: E402
 from catalog.index import CatalogIndex  # noqa: E402
+from catalog.keys import sample_key  # noqa: E402
 from catalog.publish import describe_shard  # noqa: E402
 from catalog.shards import write_shard  # noqa: E402
-from catalog.synthetic import funnel_for, make_sample  # noqa: E402
 from catalog.stats import version_stats  # noqa: E402
-from catalog import storage  # noqa: E402
-from catalog.keys import sample_key  # noqa: E402
+from catalog.synthetic import funnel_for, make_sample  # noqa: E402
 
 BIG, BIG_SAMPLES, REAL_SHARDS, PER_SHARD = "big", 1_000_000, 4, 1000
 SMALL_DATASETS, SMALL_VERSIONS = 10, 100
 PER_PAGE = 24
 
 
-def manifest(dataset: str, version: int, shards: list[dict], parents: list[str], funnel: dict, stats: dict, schema: dict) -> dict:
+def manifest(
+    dataset: str, version: int, shards: list[dict], parents: list[str], funnel: dict, stats: dict, schema: dict
+) -> dict:
     return {
-        "format": "lipforge.manifest/1", "dataset": dataset, "version": version, "parents": parents,
-        "created": "2026-01-01T00:00:00+00:00", "code_version": "bench", "config": {"bench": True},
-        "sources": [{"uri": f"bench://{dataset}", "rows": funnel["in"], "sha256": "0" * 64}], "funnel": funnel,
-        "shards": shards, "samples": sum(s["samples"] for s in shards), "schema": schema, "stats": stats, "preview": [],
+        "format": "lipforge.manifest/1",
+        "dataset": dataset,
+        "version": version,
+        "parents": parents,
+        "created": "2026-01-01T00:00:00+00:00",
+        "code_version": "bench",
+        "config": {"bench": True},
+        "sources": [{"uri": f"bench://{dataset}", "rows": funnel["in"], "sha256": "0" * 64}],
+        "funnel": funnel,
+        "shards": shards,
+        "samples": sum(s["samples"] for s in shards),
+        "schema": schema,
+        "stats": stats,
+        "preview": [],
     }
 
 
@@ -57,22 +69,46 @@ def generate(root: str) -> None:
         samples = []
         for j in range(PER_SHARD):
             url = f"http://bench/{i}/{j}.jpg"
-            samples.append((sample_key(url), make_sample(url, " ".join(rng.choices("a dog cat on the red grass".split(), k=8)), rng).items()))
+            samples.append(
+                (
+                    sample_key(url),
+                    make_sample(url, " ".join(rng.choices("a dog cat on the red grass".split(), k=8)), rng).items(),
+                )
+            )
         path = f"v1/shards/shard-{i:06d}.tar"
         write_shard(os.path.join(root, BIG, path), samples)
         paths.append(path)
     real = [describe_shard(os.path.join(root, BIG), p) for p in paths]
     shards = [real[k % REAL_SHARDS] for k in range(BIG_SAMPLES // PER_SHARD)]
-    schema = {"keys": ["bt.spa.txt", "eda0.txt", "eda1.txt", "g0.jpg", "g1.jpg", "jpg", "json", "l0.jpg", "l1.jpg", "txt"],
-              "views": {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg"], "text": ["bt.spa.txt", "eda0.txt", "eda1.txt"]}}
+    schema = {
+        "keys": ["bt.spa.txt", "eda0.txt", "eda1.txt", "g0.jpg", "g1.jpg", "jpg", "json", "l0.jpg", "l1.jpg", "txt"],
+        "views": {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg"], "text": ["bt.spa.txt", "eda0.txt", "eda1.txt"]},
+    }
     stats = version_stats(("a dog on the grass", {"width": 300, "height": 200, "lang_score": 0.9}) for _ in range(1000))
-    rejected = {"empty_caption": 20_000, "not_english": 150_000, "download_failed": 90_000, "image_too_small": 40_000, "duplicate_image": 30_000}
-    storage.write_json(os.path.join(root, BIG, "v1", "manifest.json"), manifest(BIG, 1, shards, [], funnel_for(BIG_SAMPLES, rejected), stats, schema))
+    rejected = {
+        "empty_caption": 20_000,
+        "not_english": 150_000,
+        "download_failed": 90_000,
+        "image_too_small": 40_000,
+        "duplicate_image": 30_000,
+    }
+    storage.write_json(
+        os.path.join(root, BIG, "v1", "manifest.json"),
+        manifest(BIG, 1, shards, [], funnel_for(BIG_SAMPLES, rejected), stats, schema),
+    )
     for d in range(SMALL_DATASETS):
         for v in range(1, SMALL_VERSIONS + 1):
             name = f"ds{d:02d}"
             small = [dict(real[0])]
-            m = manifest(name, v, small, [f"{name}@{v - 1}"] if v > 1 else [], funnel_for(PER_SHARD, {"not_english": v}), stats, schema)
+            m = manifest(
+                name,
+                v,
+                small,
+                [f"{name}@{v - 1}"] if v > 1 else [],
+                funnel_for(PER_SHARD, {"not_english": v}),
+                stats,
+                schema,
+            )
             storage.write_json(os.path.join(root, name, f"v{v}", "manifest.json"), m)
 
 
@@ -135,7 +171,9 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
         t0 = time.perf_counter()
         generate(root)
-        print(f"generated {SMALL_DATASETS * SMALL_VERSIONS + 1} versions under {root} in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {SMALL_DATASETS * SMALL_VERSIONS + 1} versions under {root} in {time.perf_counter() - t0:.1f} s"
+        )
     shutil.rmtree(os.path.join(root, ".catalog"), ignore_errors=True)
     index = CatalogIndex(root)
     t0 = time.perf_counter()
@@ -160,8 +198,16 @@ def main() -> None:
             ("list (CLI, refresh + query)", lambda: (index.refresh(), index.versions()), lambda: baseline_list(root)),
             ("dataset list page  GET /", lambda: http_get(port, "/"), lambda: baseline_list(root)),
             (f"version page {BIG}@1 (1M samples)", lambda: http_get(port, f"/d/{BIG}/1"), None),
-            (f"gallery page {deep} ({PER_PAGE} samples)", lambda: http_get(port, f"/d/{BIG}/1/samples?page={deep}"), lambda: baseline_gallery(root, position)),
-            ("one gallery image", lambda: http_get(port, f"/d/{BIG}/1/sample/{position}/jpg"), lambda: baseline_gallery(root, position)),
+            (
+                f"gallery page {deep} ({PER_PAGE} samples)",
+                lambda: http_get(port, f"/d/{BIG}/1/samples?page={deep}"),
+                lambda: baseline_gallery(root, position),
+            ),
+            (
+                "one gallery image",
+                lambda: http_get(port, f"/d/{BIG}/1/sample/{position}/jpg"),
+                lambda: baseline_gallery(root, position),
+            ),
         ]
         print(f"\n{'case':40} {'first ms':>9} {'median ms':>10} {'baseline ms':>12} {'ratio':>7}  target <200 ms")
         for name, fn, base in cases:

@@ -25,10 +25,10 @@ from urllib.parse import urlparse
 # The repo root first: bench/augment.py and bench/catalog.py would shadow those packages.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.stages.download import img2dataset_limits  # noqa: E402
-from pipelines.stages.config import BuildConfig  # noqa: E402
-from pipelines.stages.pipeline import run_build  # noqa: E402
 from pipelines.sampleweb.corpus import generate  # noqa: E402
+from pipelines.stages.config import BuildConfig  # noqa: E402
+from pipelines.stages.download import img2dataset_limits  # noqa: E402
+from pipelines.stages.pipeline import run_build  # noqa: E402
 from pipelines.webserver import CorpusServer, free_port  # noqa: E402
 
 SLOW_SECONDS = 2.0
@@ -50,12 +50,26 @@ def baseline(urls: Path, out: Path, cfg: BuildConfig) -> float:
     ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
     try:
         start = time.perf_counter()
-        download(url_list=str(urls), output_folder=str(out), input_format="parquet", url_col="url", caption_col="caption",
-                 output_format="parquet", distributor="ray", image_size=cfg.download.image_size, resize_mode="keep_ratio",
-                 resize_only_if_bigger=cfg.download.resize_only_if_bigger, encode_quality=cfg.download.encode_quality,
-                 thread_count=cfg.download.thread_count, number_sample_per_shard=cfg.download.samples_per_shard,
-                 timeout=TIMEOUT, extract_exif=False, compute_hash="sha256", **img2dataset_limits(cfg.filter),
-                 enable_wandb=False)
+        download(
+            url_list=str(urls),
+            output_folder=str(out),
+            input_format="parquet",
+            url_col="url",
+            caption_col="caption",
+            output_format="parquet",
+            distributor="ray",
+            image_size=cfg.download.image_size,
+            resize_mode="keep_ratio",
+            resize_only_if_bigger=cfg.download.resize_only_if_bigger,
+            encode_quality=cfg.download.encode_quality,
+            thread_count=cfg.download.thread_count,
+            number_sample_per_shard=cfg.download.samples_per_shard,
+            timeout=TIMEOUT,
+            extract_exif=False,
+            compute_hash="sha256",
+            **img2dataset_limits(cfg.filter),
+            enable_wandb=False,
+        )
         return time.perf_counter() - start
     finally:
         ray.shutdown()
@@ -71,10 +85,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     data = corpus(args.data or tmp / "corpus", args.n)
     port = urlparse(json.loads((data / "corpus.json").read_text())["base_url"]).port
-    cfg = BuildConfig.model_validate({
-        "dataset": "bench", "root": str(tmp / "root"), "source": {"urls": str(data / "urls.parquet")},
-        "download": {"timeout": TIMEOUT, "samples_per_shard": 500}, "ray": {"num_cpus": args.cpus},
-    })
+    cfg = BuildConfig.model_validate(
+        {
+            "dataset": "bench",
+            "root": str(tmp / "root"),
+            "source": {"urls": str(data / "urls.parquet")},
+            "download": {"timeout": TIMEOUT, "samples_per_shard": 500},
+            "ray": {"num_cpus": args.cpus},
+        }
+    )
     try:
         with CorpusServer(data, port=port, slow_seconds=SLOW_SECONDS):
             base = baseline(data / "urls.parquet", tmp / "baseline", cfg)

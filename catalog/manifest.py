@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from catalog.errors import UserError
-
 from typing import Any
+
+from catalog.errors import UserError
 
 FORMAT = "lipforge.manifest/1"
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "format": str, "dataset": str, "version": int, "parents": list, "created": str,
-    "code_version": str, "config": dict, "sources": list, "funnel": dict, "shards": list,
-    "samples": int, "schema": dict, "stats": dict, "preview": list,
+    "format": str,
+    "dataset": str,
+    "version": int,
+    "parents": list,
+    "created": str,
+    "code_version": str,
+    "config": dict,
+    "sources": list,
+    "funnel": dict,
+    "shards": list,
+    "samples": int,
+    "schema": dict,
+    "stats": dict,
+    "preview": list,
 }
 _SHARD_FIELDS: dict[str, type] = {"path": str, "samples": int, "bytes": int, "sha256": str}
 
@@ -19,7 +30,9 @@ class ManifestError(UserError, ValueError):
     """A manifest is not valid lipforge.manifest/1; the message names the file and field."""
 
 
-def check_manifest(manifest: Any, source: str, dataset: str | None = None, version: int | None = None) -> dict[str, Any]:
+def check_manifest(
+    manifest: Any, source: str, dataset: str | None = None, version: int | None = None
+) -> dict[str, Any]:
     """Return `manifest` if it is a valid lipforge.manifest/1 for (dataset, version), else raise."""
     if not isinstance(manifest, dict):
         raise ManifestError(f"{source}: top level must be an object")
@@ -27,7 +40,9 @@ def check_manifest(manifest: Any, source: str, dataset: str | None = None, versi
         if field not in manifest:
             raise ManifestError(f"{source}: field {field!r} is missing")
         if not isinstance(manifest[field], kind) or isinstance(manifest[field], bool):
-            raise ManifestError(f"{source}: field {field!r} must be {getattr(kind, '__name__', kind)}, got {type(manifest[field]).__name__}")
+            raise ManifestError(
+                f"{source}: field {field!r} must be {getattr(kind, '__name__', kind)}, got {type(manifest[field]).__name__}"
+            )
     if manifest["format"] != FORMAT:
         raise ManifestError(f"{source}: field 'format' is {manifest['format']!r}, expected {FORMAT!r}")
     if dataset is not None and manifest["dataset"] != dataset:
@@ -39,7 +54,9 @@ def check_manifest(manifest: Any, source: str, dataset: str | None = None, versi
             if not isinstance(shard, dict) or not isinstance(shard.get(field), kind):
                 raise ManifestError(f"{source}: field 'shards[{i}].{field}' is missing or not {kind.__name__}")
         if shard["path"].startswith("/") or ".." in shard["path"].split("/"):
-            raise ManifestError(f"{source}: field 'shards[{i}].path' {shard['path']!r} must stay inside the dataset directory")
+            raise ManifestError(
+                f"{source}: field 'shards[{i}].path' {shard['path']!r} must stay inside the dataset directory"
+            )
     funnel = manifest["funnel"]
     for field in ("in", "kept", "rejected", "stages"):
         if field not in funnel:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any, Optional
 
 import ray
 from pydantic import Field
@@ -32,8 +33,9 @@ class RayConfig(Config):
 
 
 @contextlib.contextmanager
-def ray_session(cfg: RayConfig | None = None, log_path: str | None = None,
-                runtime_env: dict[str, Any] | None = None) -> Iterator[int]:
+def ray_session(
+    cfg: RayConfig | None = None, log_path: str | None = None, runtime_env: dict[str, Any] | None = None
+) -> Iterator[int]:
     """Yield the cluster's CPU count (see the module docstring)."""
     cfg = cfg or RayConfig()
     for name, value in WORKER_ENV.items():

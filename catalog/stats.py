@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 EDGES: dict[str, list[float]] = {
     "caption_words": [0, 3, 5, 8, 12, 16, 20, 30, 50, 100],

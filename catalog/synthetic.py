@@ -40,9 +40,16 @@ def make_sample(url: str, caption: str, rng: random.Random, views: bool = True) 
     draw = ImageDraw.Draw(image)
     draw.ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=tuple(255 - c for c in color))
     meta: dict[str, Any] = {
-        "url": url, "orig_width": w * 2, "orig_height": h * 2, "width": w, "height": h,
-        "lang": "en", "lang_score": round(rng.uniform(0.6, 1.0), 3), "english_ratio": 1.0,
-        "phash": f"{rng.getrandbits(64):016x}", "person_substituted": "<person>" in caption,
+        "url": url,
+        "orig_width": w * 2,
+        "orig_height": h * 2,
+        "width": w,
+        "height": h,
+        "lang": "en",
+        "lang_score": round(rng.uniform(0.6, 1.0), 3),
+        "english_ratio": 1.0,
+        "phash": f"{rng.getrandbits(64):016x}",
+        "person_substituted": "<person>" in caption,
     }
     members = {"jpg": _jpeg(image), "txt": caption.encode("utf-8")}
     if views:
@@ -95,7 +102,9 @@ def make_version(
     samples = []
     for i in range(n):
         url = f"http://127.0.0.1/img/{url_offset + i}.jpg"
-        caption = (captions or [])[i] if i < len(captions or []) else " ".join(rng.choices(_WORDS, k=rng.randint(4, 12)))
+        caption = (
+            (captions or [])[i] if i < len(captions or []) else " ".join(rng.choices(_WORDS, k=rng.randint(4, 12)))
+        )
         if i % 5 == 4 and not (captions and i < len(captions)):
             caption = "<person> with " + caption
         samples.append((sample_key(url), make_sample(url, caption, rng, views)))
@@ -104,13 +113,24 @@ def make_version(
         path = f"v{version}/shards/shard-{s // shard_size:06d}.tar"
         write_shard(storage.join(root, dataset, path), [(k, m.items()) for k, m in samples[s : s + shard_size]])
         paths.append(path)
-    rejected = rejected if rejected is not None else {"empty_caption": 2, "not_english": 3, "download_failed": 4, "image_too_small": 1, "duplicate_image": 2}
+    rejected = (
+        rejected
+        if rejected is not None
+        else {"empty_caption": 2, "not_english": 3, "download_failed": 4, "image_too_small": 1, "duplicate_image": 2}
+    )
     config = {"synthetic": {"n": n, "seed": seed, "shard_size": shard_size}}
     sources = [{"uri": f"synthetic://{dataset}/{seed}", "rows": n + sum(rejected.values()), "sha256": "0" * 64}]
     carried = sum(_samples_in(root, dataset, p) for p in carry_shards or [])
     return publish_version(
-        root, dataset, version, paths,
-        funnel=funnel_for(n + carried, rejected), config=config, sources=sources, parents=parents, code="synthetic",
+        root,
+        dataset,
+        version,
+        paths,
+        funnel=funnel_for(n + carried, rejected),
+        config=config,
+        sources=sources,
+        parents=parents,
+        code="synthetic",
         views=VIEW_MEMBERS if views else None,
     )
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from catalog import assets
 
@@ -75,7 +76,9 @@ def _round_trip(pivot: str) -> str:
             raise CheckFailed(str(exc), f"apt-get install apertium apertium-eng-{pivot}") from None
     text = "A girl is going into a wooden building ."
     there = subprocess.run(["apertium", "-u", f"eng-{pivot}"], input=text, capture_output=True, text=True, timeout=60)
-    back = subprocess.run(["apertium", "-u", f"{pivot}-eng"], input=there.stdout, capture_output=True, text=True, timeout=60)
+    back = subprocess.run(
+        ["apertium", "-u", f"{pivot}-eng"], input=there.stdout, capture_output=True, text=True, timeout=60
+    )
     result = back.stdout.strip()
     label = assets.lid_model().predict(result or " ", k=1)[0][0] if result else "none"
     if not result or label != "__label__en":
@@ -154,7 +157,9 @@ def format_table(results: list[CheckResult]) -> str:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    return subparsers.add_parser("doctor", help="check every offline asset (fastText, spaCy, WordNet, apertium, CLIP BPE)")
+    return subparsers.add_parser(
+        "doctor", help="check every offline asset (fastText, spaCy, WordNet, apertium, CLIP BPE)"
+    )
 
 
 def main(args: argparse.Namespace | None = None) -> int:

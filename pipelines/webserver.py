@@ -132,13 +132,21 @@ class CorpusServer:
     /slow/ URLs wait; tests set it to a few seconds and use a shorter client timeout.
     """
 
-    def __init__(self, directory: str | Path, port: int = 0, host: str = "127.0.0.1",
-                 slow_seconds: float = DEFAULT_SLOW_SECONDS, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        slow_seconds: float = DEFAULT_SLOW_SECONDS,
+        verbose: bool = False,
+    ) -> None:
         self.directory = Path(directory)
         images = self.directory / "images"
         if not images.is_dir():
-            raise ValueError(f"{self.directory}: no images/ folder; not a sample-web corpus "
-                             "(make one with `python -m pipelines sample-web --out DIR`)")
+            raise ValueError(
+                f"{self.directory}: no images/ folder; not a sample-web corpus "
+                "(make one with `python -m pipelines sample-web --out DIR`)"
+            )
         self.host = host
         self._httpd = _Server((host, port), images, slow_seconds, verbose)
         self._thread: threading.Thread | None = None
@@ -152,8 +160,12 @@ class CorpusServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> CorpusServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"corpus-server-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"corpus-server-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -177,21 +189,30 @@ class CorpusServer:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("serve-web", help="serve a sample web corpus over HTTP on 127.0.0.1",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "serve-web",
+        help="serve a sample web corpus over HTTP on 127.0.0.1",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("dir", help="corpus folder written by `sample-web --out DIR`")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--slow-seconds", type=float, default=DEFAULT_SLOW_SECONDS,
-                   help=f"how long /slow/ URLs wait before answering (default {DEFAULT_SLOW_SECONDS:g})")
+    p.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=DEFAULT_SLOW_SECONDS,
+        help=f"how long /slow/ URLs wait before answering (default {DEFAULT_SLOW_SECONDS:g})",
+    )
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.set_defaults(func=main)
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    with CorpusServer(args.dir, port=args.port, host=args.host, slow_seconds=args.slow_seconds,
-                      verbose=args.verbose) as server:
+    with CorpusServer(
+        args.dir, port=args.port, host=args.host, slow_seconds=args.slow_seconds, verbose=args.verbose
+    ) as server:
         print(f"serving {args.dir} at {server.base_url} (Ctrl-C to stop)", flush=True)
         meta = Path(args.dir) / "corpus.json"
         if meta.is_file():

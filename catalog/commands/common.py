@@ -15,7 +15,11 @@ DEFAULT_ROOT = "data"
 
 def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     """--root (also accepted before the command) and --json."""
-    parser.add_argument("--root", default=argparse.SUPPRESS, help="catalog root: a local path or s3://bucket/prefix (default: $LIPFORGE_ROOT or ./data)")
+    parser.add_argument(
+        "--root",
+        default=argparse.SUPPRESS,
+        help="catalog root: a local path or s3://bucket/prefix (default: $LIPFORGE_ROOT or ./data)",
+    )
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
 

@@ -28,9 +28,16 @@ def main(args: argparse.Namespace) -> int:
     for label, examples in (("added", k["added_examples"]), ("removed", k["removed_examples"])):
         if examples:
             print(f"  {label}: {', '.join(examples)}{' ...' if len(examples) < k[label] else ''}")
-    print(f"shards: +{len(d['shards']['added'])} added, -{len(d['shards']['removed'])} removed, {d['shards']['shared']} shared")
+    print(
+        f"shards: +{len(d['shards']['added'])} added, -{len(d['shards']['removed'])} removed, {d['shards']['shared']} shared"
+    )
     print(f"schema: added {', '.join(d['schema']['added']) or '-'}; removed {', '.join(d['schema']['removed']) or '-'}")
     print(f"funnel: in {f['in']:+d}, kept {f['kept']:+d}")
     print(table(["reason", "delta"], [[r, f"{n:+d}"] for r, n in f["rejected"].items()]))
-    print(table(["stage", "in delta", "kept delta"], [[st["stage"], f"{st['in']:+d}", f"{st['kept']:+d}"] for st in f["stages"]]))
+    print(
+        table(
+            ["stage", "in delta", "kept delta"],
+            [[st["stage"], f"{st['in']:+d}", f"{st['kept']:+d}"] for st in f["stages"]],
+        )
+    )
     return 0

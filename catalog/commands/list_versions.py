@@ -26,10 +26,24 @@ def main(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no complete versions under {catalog.root}")
     else:
-        print(table(
-            ["version", "created", "samples", "in", "kept", "shards", "size", "parents"],
-            [[f"{r['dataset']}@{r['version']}", r["created"], r["samples"], r["n_in"], r["kept"], r["n_shards"], human_bytes(r["bytes"]), ", ".join(r["parents"]) or "-"] for r in rows],
-        ))
+        print(
+            table(
+                ["version", "created", "samples", "in", "kept", "shards", "size", "parents"],
+                [
+                    [
+                        f"{r['dataset']}@{r['version']}",
+                        r["created"],
+                        r["samples"],
+                        r["n_in"],
+                        r["kept"],
+                        r["n_shards"],
+                        human_bytes(r["bytes"]),
+                        ", ".join(r["parents"]) or "-",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
     for problem in problems:
         print(f"warning: skipped {problem['dataset']}@{problem['version']}: {problem['error']}", file=sys.stderr)
     return 0

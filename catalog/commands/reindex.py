@@ -19,7 +19,12 @@ def main(args: argparse.Namespace) -> int:
     if args.offsets:
         for row in catalog.index.versions():
             catalog.keys(row["dataset"], row["version"])
-    result = {"root": catalog.root, "index": catalog.index.path, "versions": counts["added"], "problems": catalog.index.problems()}
+    result = {
+        "root": catalog.root,
+        "index": catalog.index.path,
+        "versions": counts["added"],
+        "problems": catalog.index.problems(),
+    }
     if args.json:
         print_json(result)
     else:

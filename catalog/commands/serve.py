@@ -12,7 +12,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="serve the catalog web page")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; any other needs --token)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--token", default=os.environ.get("LIPFORGE_CATALOG_TOKEN"), help="bearer token clients must send (default $LIPFORGE_CATALOG_TOKEN); required off loopback")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LIPFORGE_CATALOG_TOKEN"),
+        help="bearer token clients must send (default $LIPFORGE_CATALOG_TOKEN); required off loopback",
+    )
     add_common(parser, json_flag=False)
 
 

@@ -36,13 +36,25 @@ def render(m: dict[str, Any], graph: dict[str, Any]) -> str:
         f"parents: {', '.join(graph['parents']) or '-'}   children: {', '.join(graph['children']) or '-'}",
         "",
         "sources",
-        table(["uri", "rows", "sha256"], [[s.get("uri"), s.get("rows"), str(s.get("sha256", ""))[:16]] for s in m["sources"]]),
+        table(
+            ["uri", "rows", "sha256"],
+            [[s.get("uri"), s.get("rows"), str(s.get("sha256", ""))[:16]] for s in m["sources"]],
+        ),
         "",
         f"funnel: {funnel['in']} in -> {funnel['kept']} kept",
-        table(["stage", "in", "kept", "rejected"], [[s["stage"], s["in"], s["kept"], ", ".join(f"{r}={n}" for r, n in s["rejected"].items()) or "-"] for s in funnel["stages"]]),
+        table(
+            ["stage", "in", "kept", "rejected"],
+            [
+                [s["stage"], s["in"], s["kept"], ", ".join(f"{r}={n}" for r, n in s["rejected"].items()) or "-"]
+                for s in funnel["stages"]
+            ],
+        ),
         "",
         "rejected by reason",
-        table(["reason", "rows", ""], [[r, n, bar(n, max(funnel["rejected"].values()))] for r, n in funnel["rejected"].items()]),
+        table(
+            ["reason", "rows", ""],
+            [[r, n, bar(n, max(funnel["rejected"].values()))] for r, n in funnel["rejected"].items()],
+        ),
         "",
         f"schema: {', '.join(m['schema'].get('keys', []))}",
         f"views: image {', '.join(m['schema'].get('views', {}).get('image', [])) or '-'}; text {', '.join(m['schema'].get('views', {}).get('text', [])) or '-'}",
@@ -52,13 +64,25 @@ def render(m: dict[str, Any], graph: dict[str, Any]) -> str:
         if isinstance(hist, dict) and "edges" in hist:
             out.append(f"{name}")
             edges, counts = hist["edges"], hist["counts"]
-            out.append(table(["bin", "n", ""], [[f"[{edges[i]}, {edges[i + 1]})", c, bar(c, max(counts))] for i, c in enumerate(counts)]))
+            out.append(
+                table(
+                    ["bin", "n", ""],
+                    [[f"[{edges[i]}, {edges[i + 1]})", c, bar(c, max(counts))] for i, c in enumerate(counts)],
+                )
+            )
         else:
             out.append(f"{name}: {hist:.3f}" if isinstance(hist, float) else f"{name}: {hist}")
         out.append("")
     out.append("shards")
-    out.append(table(["path", "samples", "bytes", "sha256"], [[s["path"], s["samples"], s["bytes"], s["sha256"][:16]] for s in m["shards"]]))
+    out.append(
+        table(
+            ["path", "samples", "bytes", "sha256"],
+            [[s["path"], s["samples"], s["bytes"], s["sha256"][:16]] for s in m["shards"]],
+        )
+    )
     out.append("")
     out.append("lineage (parent -> child)")
-    out.extend(f"  {p} -> {c}" for p, c in graph["edges"]) if graph["edges"] else out.append("  (no parents or children)")
+    out.extend(f"  {p} -> {c}" for p, c in graph["edges"]) if graph["edges"] else out.append(
+        "  (no parents or children)"
+    )
     return "\n".join(out)

@@ -20,9 +20,22 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        print(table(["shard", "status", "bytes", "expected bytes", "sha256", "expected sha256"], [
-            [r["path"], r["status"], r.get("bytes", "-"), r["expected_bytes"], r.get("sha256", "-")[:16], r["expected_sha256"][:16]] for r in report["shards"]
-        ]))
+        print(
+            table(
+                ["shard", "status", "bytes", "expected bytes", "sha256", "expected sha256"],
+                [
+                    [
+                        r["path"],
+                        r["status"],
+                        r.get("bytes", "-"),
+                        r["expected_bytes"],
+                        r.get("sha256", "-")[:16],
+                        r["expected_sha256"][:16],
+                    ]
+                    for r in report["shards"]
+                ],
+            )
+        )
         bad = [r for r in report["shards"] if r["status"] != "ok"]
         status = "OK" if report["ok"] else f"FAILED ({len(bad)} of {len(report['shards'])} shards)"
         print(f"{report['version']}: {status}")

@@ -20,10 +20,10 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from catalog.store import Catalog
-from catalog.web import pages
 from catalog import storage
 from catalog.errors import UserError
+from catalog.store import Catalog
+from catalog.web import pages
 
 TOKEN_COOKIE = "lipforge_catalog_token"
 PER_PAGE = 24
@@ -49,7 +49,9 @@ def require_token_off_loopback(host: str, token: str | None) -> None:
     except ValueError:
         loopback = host == "localhost"
     if not loopback:
-        raise TokenRequired(f"--host {host}: serving off loopback requires a bearer token (--token or $LIPFORGE_CATALOG_TOKEN)")
+        raise TokenRequired(
+            f"--host {host}: serving off loopback requires a bearer token (--token or $LIPFORGE_CATALOG_TOKEN)"
+        )
 
 
 def unsafe_path(raw_path: str) -> bool:

@@ -6,11 +6,11 @@ import json
 from urllib.parse import quote
 
 from catalog.lineage import lineage
+from catalog.reasons import REASONS
 from catalog.store import Catalog, SampleRef
 from catalog.tables import human_bytes
 from catalog.web.html import h, link, page, table
 from catalog.web.svg import funnel_chart, histogram_chart, lineage_graph
-from catalog.reasons import REASONS
 
 SHARD_ROWS = 200
 _RANK = {r: i for i, r in enumerate(REASONS)}
@@ -26,13 +26,26 @@ def dataset_list(catalog: Catalog) -> str:
     if not rows:
         body.append('<p class="muted">No complete versions yet.</p>')
     else:
-        body.append(table(
-            ["version", "created", "samples", "in", "kept", "shards", "size", "parents", ""],
-            [[link(version_href(r["dataset"], r["version"]), f"{r['dataset']}@{r['version']}"), r["created"], r["samples"], r["n_in"], r["kept"],
-              r["n_shards"], human_bytes(r["bytes"]), ", ".join(r["parents"]) or "-", link(version_href(r["dataset"], r["version"]) + "/samples", "samples")]
-             for r in rows],
-            raw_columns=(0, 8),
-        ))
+        body.append(
+            table(
+                ["version", "created", "samples", "in", "kept", "shards", "size", "parents", ""],
+                [
+                    [
+                        link(version_href(r["dataset"], r["version"]), f"{r['dataset']}@{r['version']}"),
+                        r["created"],
+                        r["samples"],
+                        r["n_in"],
+                        r["kept"],
+                        r["n_shards"],
+                        human_bytes(r["bytes"]),
+                        ", ".join(r["parents"]) or "-",
+                        link(version_href(r["dataset"], r["version"]) + "/samples", "samples"),
+                    ]
+                    for r in rows
+                ],
+                raw_columns=(0, 8),
+            )
+        )
     for p in catalog.index.problems():
         body.append(f'<p class="muted">skipped {h(p["dataset"])}@{h(p["version"])}: {h(p["error"])}</p>')
     return page("lipforge catalog", "".join(body))
@@ -55,32 +68,61 @@ def version_page(catalog: Catalog, dataset: str, version: int) -> str:
     funnel, schema, stats = m["funnel"], m["schema"], m["stats"]
     base = version_href(dataset, version)
     reasons = sorted(funnel["rejected"].items(), key=lambda kv: _RANK.get(kv[0], len(_RANK)))
-    histograms = [histogram_chart(name, hist) for name, hist in sorted(stats.items()) if isinstance(hist, dict) and "counts" in hist]
-    scalars = [(name, f"{v:.3f}" if isinstance(v, float) else v) for name, v in sorted(stats.items()) if not (isinstance(v, dict) and "counts" in v)]
+    histograms = [
+        histogram_chart(name, hist)
+        for name, hist in sorted(stats.items())
+        if isinstance(hist, dict) and "counts" in hist
+    ]
+    scalars = [
+        (name, f"{v:.3f}" if isinstance(v, float) else v)
+        for name, v in sorted(stats.items())
+        if not (isinstance(v, dict) and "counts" in v)
+    ]
     shards = m["shards"][:SHARD_ROWS]
     more = len(m["shards"]) - len(shards)
     body = [
         f"<h1>{h(dataset)}@{h(version)}</h1>",
-        f'<p>{h(m["samples"])} samples in {h(len(m["shards"]))} shards ({h(human_bytes(sum(s["bytes"] for s in m["shards"])))}); '
-        f'created {h(m["created"])}; code {h(m["code_version"])}. '
-        f'{link(base + "/samples", "Browse samples")} · {link("/files/" + quote(dataset, safe="") + f"/v{version}/manifest.json", "manifest.json")}</p>',
+        f"<p>{h(m['samples'])} samples in {h(len(m['shards']))} shards ({h(human_bytes(sum(s['bytes'] for s in m['shards'])))}); "
+        f"created {h(m['created'])}; code {h(m['code_version'])}. "
+        f"{link(base + '/samples', 'Browse samples')} · {link('/files/' + quote(dataset, safe='') + f'/v{version}/manifest.json', 'manifest.json')}</p>",
         f'<h2>Filter funnel: <span id="funnel-in">{h(funnel["in"])}</span> in → <span id="funnel-kept">{h(funnel["kept"])}</span> kept</h2>',
         f'<div class="card">{funnel_chart(funnel)}</div>',
         "<h2>Rejected by reason</h2>",
-        table(["reason", "rows", "share of input"], [[r, n, f"{100 * n / max(funnel['in'], 1):.1f}%"] for r, n in reasons]) if reasons else "<p>none</p>",
+        table(
+            ["reason", "rows", "share of input"], [[r, n, f"{100 * n / max(funnel['in'], 1):.1f}%"] for r, n in reasons]
+        )
+        if reasons
+        else "<p>none</p>",
         "<h2>Stages</h2>",
-        table(["stage", "in", "kept", "rejected"], [[s["stage"], s["in"], s["kept"], ", ".join(f"{r}={n}" for r, n in s["rejected"].items()) or "-"] for s in funnel["stages"]]),
+        table(
+            ["stage", "in", "kept", "rejected"],
+            [
+                [s["stage"], s["in"], s["kept"], ", ".join(f"{r}={n}" for r, n in s["rejected"].items()) or "-"]
+                for s in funnel["stages"]
+            ],
+        ),
         "<h2>Statistics</h2>",
         f'<div class="charts">{"".join(f"<div class=card>{c}</div>" for c in histograms)}</div>',
         table(["statistic", "value"], scalars) if scalars else "",
         "<h2>Schema</h2>",
-        table(["members", "image views", "text views"], [[", ".join(schema.get("keys", [])), ", ".join(schema.get("views", {}).get("image", [])) or "-", ", ".join(schema.get("views", {}).get("text", [])) or "-"]]),
+        table(
+            ["members", "image views", "text views"],
+            [
+                [
+                    ", ".join(schema.get("keys", [])),
+                    ", ".join(schema.get("views", {}).get("image", [])) or "-",
+                    ", ".join(schema.get("views", {}).get("text", [])) or "-",
+                ]
+            ],
+        ),
         "<h2>Lineage</h2>",
         f'<div class="card">{lineage_graph(lineage(catalog.index, dataset, version), _lineage_href(catalog))}</div>',
         "<h2>Sources</h2>",
         table(["uri", "rows", "sha256"], [[s.get("uri"), s.get("rows"), s.get("sha256")] for s in m["sources"]]),
         f"<h2>Shards ({h(len(m['shards']))})</h2>",
-        table(["path", "samples", "bytes", "sha256"], [[s["path"], s["samples"], s["bytes"], s["sha256"]] for s in shards]),
+        table(
+            ["path", "samples", "bytes", "sha256"], [[s["path"], s["samples"], s["bytes"], s["sha256"]] for s in shards]
+        ),
         f'<p class="muted">… and {h(more)} more shards (see manifest.json)</p>' if more > 0 else "",
         "<h2>Config</h2>",
         f"<pre>{h(json.dumps(m['config'], indent=2, sort_keys=True))}</pre>",
@@ -101,8 +143,14 @@ def _card(catalog: Catalog, ref: SampleRef) -> str:
     main = "jpg" if "jpg" in ref.members else next((e for e in ref.members if _is_image(e)), None)
     views = [e for e in ref.members if _is_image(e) and e != main]
     detail = f"{version_href(ref.dataset, ref.version)}/sample/{ref.position}"
-    img = f'<a href="{h(detail)}"><img class="main" src="{h(_member_href(ref, main))}" alt="{h(ref.key)}"></a>' if main else ""
-    view_imgs = "".join(f'<img class="view" src="{h(_member_href(ref, e))}" title="{h(e)}" alt="{h(e)}">' for e in views)
+    img = (
+        f'<a href="{h(detail)}"><img class="main" src="{h(_member_href(ref, main))}" alt="{h(ref.key)}"></a>'
+        if main
+        else ""
+    )
+    view_imgs = "".join(
+        f'<img class="view" src="{h(_member_href(ref, e))}" title="{h(e)}" alt="{h(e)}">' for e in views
+    )
     texts = "".join(f'<div class="tv"><b>{h(e)}</b> {h(t)}</div>' for e, t in rec["text_views"].items())
     return (
         f'<div class="card sample" data-key="{h(ref.key)}">{img}<div class="caption">{h(rec["caption"])}</div>'
@@ -123,9 +171,15 @@ def gallery_page(catalog: Catalog, dataset: str, version: int, page_no: int, per
     if page_no + 1 < pages:
         nav.append(link(f"{base}/samples?page={page_no + 1}&per_page={per_page}", "next →"))
     nav.append("</div>")
-    body = [f"<h1>{h(dataset)}@{h(version)} samples</h1>", "".join(nav),
-            f'<div class="gallery">{"".join(_card(catalog, r) for r in refs)}</div>', "".join(nav)]
-    return page(f"{dataset}@{version} samples", "".join(body), [(base, f"{dataset}@{version}"), (f"{base}/samples", "samples")])
+    body = [
+        f"<h1>{h(dataset)}@{h(version)} samples</h1>",
+        "".join(nav),
+        f'<div class="gallery">{"".join(_card(catalog, r) for r in refs)}</div>',
+        "".join(nav),
+    ]
+    return page(
+        f"{dataset}@{version} samples", "".join(body), [(base, f"{dataset}@{version}"), (f"{base}/samples", "samples")]
+    )
 
 
 def sample_page(catalog: Catalog, ref: SampleRef) -> str:
@@ -144,7 +198,15 @@ def sample_page(catalog: Catalog, ref: SampleRef) -> str:
         f"<pre>{h(json.dumps(rec['json'], indent=2, sort_keys=True, ensure_ascii=False))}</pre>",
         f'<p class="muted">shard {h(rec["shard"])}, position {h(ref.position)}</p>',
     ]
-    return page(ref.key, "".join(body), [(base, f"{ref.dataset}@{ref.version}"), (f"{base}/samples", "samples"), (f"{base}/sample/{ref.position}", ref.key)])
+    return page(
+        ref.key,
+        "".join(body),
+        [
+            (base, f"{ref.dataset}@{ref.version}"),
+            (f"{base}/samples", "samples"),
+            (f"{base}/sample/{ref.position}", ref.key),
+        ],
+    )
 
 
 def error_page(status: int, message: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from catalog.web.html import h
 
@@ -11,7 +12,9 @@ _KEPT, _REJECTED, _BAR = "#3f8f5a", "#d0644f", "#4a6fa5"
 
 def funnel_chart(funnel: dict[str, Any], width: int = 720) -> str:
     """One row per stage: a bar as long as the rows entering it, split into kept and rejected."""
-    rows = [(s["stage"], s["in"], s["kept"]) for s in funnel.get("stages", [])] + [("kept", funnel["kept"], funnel["kept"])]
+    rows = [(s["stage"], s["in"], s["kept"]) for s in funnel.get("stages", [])] + [
+        ("kept", funnel["kept"], funnel["kept"])
+    ]
     total = max([funnel["in"], 1] + [r[1] for r in rows])
     label_w, row_h, bar_w = 130, 28, width - 130 - 170
     parts = []
@@ -20,10 +23,16 @@ def funnel_chart(funnel: dict[str, Any], width: int = 720) -> str:
         w_in = bar_w * n_in / total
         w_kept = bar_w * kept / total
         parts.append(f'<text x="0" y="{y + 16}" font-size="12">{h(name)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{w_kept:.1f}" height="20" fill="{_KEPT}"><title>{h(name)}: {kept} kept</title></rect>')
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{w_kept:.1f}" height="20" fill="{_KEPT}"><title>{h(name)}: {kept} kept</title></rect>'
+        )
         if n_in > kept:
-            parts.append(f'<rect x="{label_w + w_kept:.1f}" y="{y}" width="{w_in - w_kept:.1f}" height="20" fill="{_REJECTED}"><title>{h(name)}: {n_in - kept} rejected</title></rect>')
-        parts.append(f'<text x="{label_w + w_in + 6:.1f}" y="{y + 15}" font-size="12" class="funnel-count">{n_in} in → {kept} kept</text>')
+            parts.append(
+                f'<rect x="{label_w + w_kept:.1f}" y="{y}" width="{w_in - w_kept:.1f}" height="20" fill="{_REJECTED}"><title>{h(name)}: {n_in - kept} rejected</title></rect>'
+            )
+        parts.append(
+            f'<text x="{label_w + w_in + 6:.1f}" y="{y + 15}" font-size="12" class="funnel-count">{n_in} in → {kept} kept</text>'
+        )
     height = len(rows) * row_h + 8
     return f'<svg class="funnel" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="filter funnel">{"".join(parts)}</svg>'
 
@@ -42,12 +51,18 @@ def histogram_chart(name: str, hist: dict[str, Any], width: int = 320, height: i
         bh = plot_h * c / peak
         x = 5 + i * bar_w
         label = f"[{edges[i]}, {edges[i + 1]})" if i + 1 < len(edges) else str(i)
-        parts.append(f'<rect x="{x + 1:.1f}" y="{top + plot_h - bh:.1f}" width="{bar_w - 2:.1f}" height="{bh:.1f}" fill="{_BAR}"><title>{h(label)}: {c}</title></rect>')
+        parts.append(
+            f'<rect x="{x + 1:.1f}" y="{top + plot_h - bh:.1f}" width="{bar_w - 2:.1f}" height="{bh:.1f}" fill="{_BAR}"><title>{h(label)}: {c}</title></rect>'
+        )
         if c:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - bh - 2:.1f}" font-size="9" text-anchor="middle">{c}</text>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - bh - 2:.1f}" font-size="9" text-anchor="middle">{c}</text>'
+            )
     for i, e in enumerate(edges):
         if i % 2 == 0 or len(edges) <= 6:
-            parts.append(f'<text x="{5 + i * bar_w:.1f}" y="{height - 12}" font-size="9" text-anchor="middle">{h(_short(e))}</text>')
+            parts.append(
+                f'<text x="{5 + i * bar_w:.1f}" y="{height - 12}" font-size="9" text-anchor="middle">{h(_short(e))}</text>'
+            )
     return f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{h(name)} histogram">{"".join(parts)}</svg>'
 
 
@@ -68,17 +83,27 @@ def lineage_graph(graph: dict[str, Any], href: Callable[[str], str | None]) -> s
     for ref in graph["nodes"]:
         columns.setdefault(depth_of(ref), []).append(ref)
     box_w, box_h, gap_x, gap_y = 120, 28, 50, 14
-    pos = {ref: (10 + d * (box_w + gap_x), 10 + j * (box_h + gap_y)) for d, refs in columns.items() for j, ref in enumerate(refs)}
+    pos = {
+        ref: (10 + d * (box_w + gap_x), 10 + j * (box_h + gap_y))
+        for d, refs in columns.items()
+        for j, ref in enumerate(refs)
+    }
     width = 20 + (max(columns) + 1) * (box_w + gap_x)
     height = 20 + max(len(v) for v in columns.values()) * (box_h + gap_y)
-    parts = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#667"/></marker></defs>']
+    parts = [
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#667"/></marker></defs>'
+    ]
     for p, c in graph["edges"]:
         (x1, y1), (x2, y2) = pos[p], pos[c]
-        parts.append(f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" stroke="#667" marker-end="url(#arrow)"/>')
+        parts.append(
+            f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" stroke="#667" marker-end="url(#arrow)"/>'
+        )
     for ref, (x, y) in pos.items():
         focus = ref == graph["focus"]
-        box = (f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{"#1d2330" if focus else "#fff"}" stroke="#1d2330"/>'
-               f'<text x="{x + box_w / 2}" y="{y + 18}" font-size="12" text-anchor="middle" fill="{"#fff" if focus else "#1d2330"}">{h(ref)}</text>')
+        box = (
+            f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{"#1d2330" if focus else "#fff"}" stroke="#1d2330"/>'
+            f'<text x="{x + box_w / 2}" y="{y + 18}" font-size="12" text-anchor="middle" fill="{"#fff" if focus else "#1d2330"}">{h(ref)}</text>'
+        )
         target = href(ref)
         parts.append(f'<a href="{h(target)}">{box}</a>' if target else box)
     return f'<svg class="lineage" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="lineage">{"".join(parts)}</svg>'

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from catalog.reasons import REASONS, check_reason
 
@@ -21,7 +22,7 @@ class StageCount:
     rejected: Counter = field(default_factory=Counter)
 
     @classmethod
-    def of(cls, stage: str, n_in: int, reasons: Iterable[str | None]) -> "StageCount":
+    def of(cls, stage: str, n_in: int, reasons: Iterable[str | None]) -> StageCount:
         """Count a stage from one outcome per input row (None = kept)."""
         rejected: Counter = Counter()
         kept = 0
@@ -73,7 +74,9 @@ def check_rows(n: int, kept_rows: list[int], rejected_rows: list[int]) -> None:
     if len(seen) != n or set(seen) != set(range(n)):
         missing = sorted(set(range(n)) - set(seen))[:5]
         twice = len(seen) - len(set(seen))
-        raise ConservationError(f"{n} input rows, {len(kept_rows)} kept + {len(rejected_rows)} rejected; missing rows {missing}, {twice} counted twice")
+        raise ConservationError(
+            f"{n} input rows, {len(kept_rows)} kept + {len(rejected_rows)} rejected; missing rows {missing}, {twice} counted twice"
+        )
 
 
 def summary_table(f: dict[str, Any]) -> str:

@@ -9,14 +9,15 @@ with the schema/stats/preview computed from the kept table by `catalog.publish.c
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
-from catalog.publish import contents_of, publish_version
-from catalog.versions import version_uri
 from catalog import storage
 from catalog.parquet import write_parquet
+from catalog.publish import contents_of, publish_version
+from catalog.versions import version_uri
 
 KEPT_COLUMNS = ["key", "url", "caption", "shard", "orig_width", "orig_height", "lang_score"]
 # Image identity of each kept sample, written when the kept table has it (the build's does):
@@ -60,6 +61,13 @@ def write_version(
         raise ValueError(f"{out}: a version folder must be {{root}}/{dataset}/v{version}")
     write_tables(out, kept, rejects)
     return publish_version(
-        root, dataset, version, shards, funnel=funnel, config=config, sources=sources,
-        parents=parents, contents=contents_of(kept_contents(kept)),
+        root,
+        dataset,
+        version,
+        shards,
+        funnel=funnel,
+        config=config,
+        sources=sources,
+        parents=parents,
+        contents=contents_of(kept_contents(kept)),
     )

@@ -11,20 +11,21 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import console, storage
+from catalog.raysession import ray_session
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.dedup import count_dedup, run_dedup
 from pipelines.stages.download import count_download, run_download
 from pipelines.stages.funnel import StageCount, check_rows, funnel, summary_table
 from pipelines.stages.image import count_image, run_image
 from pipelines.stages.outputs import write_version
-from catalog.raysession import ray_session
 from pipelines.stages.shard import run_shards
 from pipelines.stages.source import read_source
 from pipelines.stages.text import count_text, run_text
@@ -38,7 +39,9 @@ def passed(table: pa.Table) -> pa.Table:
 
 def rejected(table: pa.Table, stage: str) -> pa.Table:
     t = table.filter(pc.is_valid(table.column("reason")))
-    return pa.table({"row": t.column("row"), "stage": pa.array([stage] * t.num_rows, pa.string()), "reason": t.column("reason")})
+    return pa.table(
+        {"row": t.column("row"), "stage": pa.array([stage] * t.num_rows, pa.string()), "reason": t.column("reason")}
+    )
 
 
 STAGES = ("filter", "download")  # stages a debugging run may stop after
@@ -55,7 +58,10 @@ class Processed:
 
 
 def run_build(
-    cfg: BuildConfig, log: Callable[[str], None] = print, stop_after: str | None = None, timings: dict[str, float] | None = None
+    cfg: BuildConfig,
+    log: Callable[[str], None] = print,
+    stop_after: str | None = None,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, Any] | None:
     """Build (or resume) the next version of `cfg.dataset`; return its manifest.
 
@@ -78,15 +84,28 @@ def run_build(
         f = funnel(done.counts)
         check_rows(source.table.num_rows, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
         manifest = write_version(
-            wd.out, dataset=cfg.dataset, version=wd.version, config=config, sources=[source.manifest_entry()],
-            funnel=f, kept=done.kept, rejects=done.rejects, shards=done.shards,
+            wd.out,
+            dataset=cfg.dataset,
+            version=wd.version,
+            config=config,
+            sources=[source.manifest_entry()],
+            funnel=f,
+            kept=done.kept,
+            rejects=done.rejects,
+            shards=done.shards,
         )
         finish(cfg, wd, f, manifest, log, clock)
     return manifest
 
 
-def finish(cfg: BuildConfig, wd: WorkDir, f: dict[str, Any], manifest: dict[str, Any], log: Callable[[str], None],
-           clock: "_Clock | None" = None) -> None:
+def finish(
+    cfg: BuildConfig,
+    wd: WorkDir,
+    f: dict[str, Any],
+    manifest: dict[str, Any],
+    log: Callable[[str], None],
+    clock: _Clock | None = None,
+) -> None:
     """After publishing: drop the work folder (unless keep_work), print the funnel, run `augment:` if configured.
 
     Runs inside the build's Ray session, so the augment job uses the same cluster.
@@ -108,7 +127,7 @@ def run_stages(
     cpus: int,
     log: Callable[[str], None] = print,
     stop_after: str | None = None,
-    clock: "_Clock | None" = None,
+    clock: _Clock | None = None,
     repeat_counts: Counter | None = None,
     prior_images: pa.Table | None = None,
 ) -> Processed | None:
@@ -128,7 +147,9 @@ def run_stages(
     with clock("download"):
         dl = run_download(passed(text).select(["row", "url"]), cfg, wd)
     if stop_after == "download":
-        log(summary_table(funnel([StageCount("source", n, n), count_text(text), count_download(dl, len(passed(text)))])))
+        log(
+            summary_table(funnel([StageCount("source", n, n), count_text(text), count_download(dl, len(passed(text)))]))
+        )
         return None
     with clock("image"):
         img = run_image(dl, cfg.filter, wd, cpus)
@@ -173,7 +194,9 @@ def kept_samples(survivors: pa.Table, text: pa.Table, dl: pa.Table, img: pa.Tabl
         dl.select(["row", "width", "height", "original_width", "original_height", "sha256", "raw"]),
         img.select(["row", "phash"]),
     )
-    return t.rename_columns([{"original_width": "orig_width", "original_height": "orig_height"}.get(c, c) for c in t.column_names])
+    return t.rename_columns(
+        [{"original_width": "orig_width", "original_height": "orig_height"}.get(c, c) for c in t.column_names]
+    )
 
 
 def _join(first: pa.Table, *others: pa.Table) -> pa.Table:

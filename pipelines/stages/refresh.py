@@ -20,24 +20,25 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import console, storage, versions
+from catalog.config import apply_overrides, load_config, validate
+from catalog.keys import sample_key
+from catalog.parquet import read_parquet
+from catalog.raysession import ray_session
+from catalog.reasons import REASONS
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.funnel import ConservationError, check_rows, funnel
 from pipelines.stages.outputs import IMAGE_COLUMNS, KEPT_COLUMNS, REJECT_COLUMNS, write_version
 from pipelines.stages.pipeline import finish, run_stages
-from catalog.raysession import ray_session
 from pipelines.stages.source import read_source
-from catalog.parquet import read_parquet
 from pipelines.stages.text import repeat_counts
 from pipelines.stages.workdir import open_workdir
-from catalog.config import apply_overrides, load_config, validate
-from catalog.keys import sample_key
-from catalog.reasons import REASONS
 
 
 def latest_build_version(root: str, dataset: str) -> tuple[int, dict[str, Any]]:
@@ -47,17 +48,25 @@ def latest_build_version(root: str, dataset: str) -> tuple[int, dict[str, Any]]:
         views = manifest.get("schema", {}).get("views", {})
         if "source" in manifest.get("config", {}) and not any(views.values()):
             return version, manifest
-    raise versions.VersionNotFound(f"dataset {dataset!r}: no version built from a source list under {root}; run `build` first")
+    raise versions.VersionNotFound(
+        f"dataset {dataset!r}: no version built from a source list under {root}; run `build` first"
+    )
 
 
 def add_funnels(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """The funnel of two disjoint sets of rows: `in`, `kept` and each reason added, stage by stage."""
     if [s["stage"] for s in a["stages"]] != [s["stage"] for s in b["stages"]]:
-        raise ConservationError(f"cannot add funnels with stages {[s['stage'] for s in a['stages']]} and {[s['stage'] for s in b['stages']]}")
+        raise ConservationError(
+            f"cannot add funnels with stages {[s['stage'] for s in a['stages']]} and {[s['stage'] for s in b['stages']]}"
+        )
 
     def add(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
         rejected = Counter(x["rejected"]) + Counter(y["rejected"])
-        return {"in": x["in"] + y["in"], "kept": x["kept"] + y["kept"], "rejected": {r: rejected[r] for r in REASONS if rejected[r]}}
+        return {
+            "in": x["in"] + y["in"],
+            "kept": x["kept"] + y["kept"],
+            "rejected": {r: rejected[r] for r in REASONS if rejected[r]},
+        }
 
     stages = [{"stage": sa["stage"], **add(sa, sb)} for sa, sb in zip(a["stages"], b["stages"])]
     return {**add(a, b), "stages": stages}
@@ -68,8 +77,12 @@ def _carried(version_dir: str) -> tuple[pa.Table, pa.Table]:
     kept = read_parquet(kept_uri)
     missing = [c for c in KEPT_COLUMNS + IMAGE_COLUMNS if c not in kept.column_names]
     if missing:
-        raise ValueError(f"{kept_uri}: columns {missing} missing (written by an older build); rebuild this dataset to refresh it")
-    return kept.select(KEPT_COLUMNS + IMAGE_COLUMNS), read_parquet(storage.join(version_dir, "rejects.parquet")).select(REJECT_COLUMNS)
+        raise ValueError(
+            f"{kept_uri}: columns {missing} missing (written by an older build); rebuild this dataset to refresh it"
+        )
+    return kept.select(KEPT_COLUMNS + IMAGE_COLUMNS), read_parquet(storage.join(version_dir, "rejects.parquet")).select(
+        REJECT_COLUMNS
+    )
 
 
 def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
@@ -84,7 +97,9 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
     n_new = pc.sum(is_new).as_py() or 0
     ref = f"{cfg.dataset}@{prev}"
     if n_new == 0:
-        log(f"refresh: {ref}: all {source.table.num_rows} rows of {source.uri} are already decided; nothing new, nothing published")
+        log(
+            f"refresh: {ref}: all {source.table.num_rows} rows of {source.uri} are already decided; nothing new, nothing published"
+        )
         return None
     new_rows = source.table.filter(is_new)
     new_rows = new_rows.set_column(0, "row", pa.array(range(n_new), pa.int64()))  # the stages number rows 0..n-1
@@ -92,20 +107,36 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
     config = cfg.to_dict()
     with ray_session(cfg.ray, console.job_log_path(cfg.root, cfg.dataset, "refresh")) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, {"refresh_of": ref, "config": config}, log)
-        log(f"refresh: {ref} -> v{wd.version}: {n_new} new of {source.table.num_rows} rows in {source.uri} ({cpus} CPUs)")
+        log(
+            f"refresh: {ref} -> v{wd.version}: {n_new} new of {source.table.num_rows} rows in {source.uri} ({cpus} CPUs)"
+        )
         log(f"refresh: full log in {console.current_log() or 'the console (--verbose)'}")
-        done = run_stages(new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=old_kept.select(IMAGE_COLUMNS))
+        done = run_stages(
+            new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=old_kept.select(IMAGE_COLUMNS)
+        )
         check_rows(n_new, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
         f = add_funnels(parent["funnel"], funnel(done.counts))
         kept = pa.concat_tables([old_kept, done.kept.select(KEPT_COLUMNS + IMAGE_COLUMNS).cast(old_kept.schema)])
         rejects = pa.concat_tables([old_rejects, done.rejects.select(REJECT_COLUMNS).cast(old_rejects.schema)])
         if f["in"] != kept.num_rows + rejects.num_rows or f["kept"] != kept.num_rows:
-            raise ConservationError(f"refresh: funnel says {f['in']} rows ({f['kept']} kept) but the tables hold {kept.num_rows} kept + {rejects.num_rows} rejected")
+            raise ConservationError(
+                f"refresh: funnel says {f['in']} rows ({f['kept']} kept) but the tables hold {kept.num_rows} kept + {rejects.num_rows} rejected"
+            )
         manifest = write_version(
-            wd.out, dataset=cfg.dataset, version=wd.version, config=config, sources=[source.manifest_entry()],
-            funnel=f, kept=kept, rejects=rejects, shards=parent["shards"] + done.shards, parents=[ref],
+            wd.out,
+            dataset=cfg.dataset,
+            version=wd.version,
+            config=config,
+            sources=[source.manifest_entry()],
+            funnel=f,
+            kept=kept,
+            rejects=rejects,
+            shards=parent["shards"] + done.shards,
+            parents=[ref],
         )
-        log(f"refresh: {cfg.dataset}@{wd.version} = {ref} ({parent['samples']} samples carried) + {manifest['samples'] - parent['samples']} new samples")
+        log(
+            f"refresh: {cfg.dataset}@{wd.version} = {ref} ({parent['samples']} samples carried) + {manifest['samples'] - parent['samples']} new samples"
+        )
         finish(cfg, wd, f, manifest, log)
     return manifest
 
@@ -118,7 +149,9 @@ def refresh_config(name: str, root: str | None, config_path: str | None, overrid
     else:
         root = root or "./data"
         _, manifest = latest_build_version(root, name)
-        cfg = validate(BuildConfig, apply_overrides(manifest["config"], overrides), f"{name}@{manifest['version']} manifest config")
+        cfg = validate(
+            BuildConfig, apply_overrides(manifest["config"], overrides), f"{name}@{manifest['version']} manifest config"
+        )
     return cfg.model_copy(update={"root": root, "dataset": name})
 
 
@@ -126,9 +159,20 @@ def add_parser(subparsers: Any) -> None:
     text = "publish the next version of a dataset with the rows its source list gained (carries the rest by reference)"
     p = subparsers.add_parser("refresh", help=text, description=text)
     p.add_argument("name", metavar="NAME", help="dataset name")
-    p.add_argument("--root", default=None, help="datasets root (local path or s3://); default: the config's root, else ./data")
-    p.add_argument("--config", default=None, help="build config YAML; default: the config stored in the latest version's manifest")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set source.urls=new.parquet")
+    p.add_argument(
+        "--root", default=None, help="datasets root (local path or s3://); default: the config's root, else ./data"
+    )
+    p.add_argument(
+        "--config", default=None, help="build config YAML; default: the config stored in the latest version's manifest"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set source.urls=new.parquet",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -15,17 +15,28 @@ import random
 from typing import Any
 
 import pyarrow as pa
-import ray
 import pyarrow.compute as pc
+import ray
 
-from catalog.console import progress
-from catalog.shards import write_shard
 from catalog import storage
-from pipelines.stages.config import ShardConfig
+from catalog.console import progress
 from catalog.parquet import read_parquet
+from catalog.shards import write_shard
+from pipelines.stages.config import ShardConfig
 from pipelines.stages.workdir import WorkDir
 
-JSON_FIELDS = ("url", "orig_width", "orig_height", "width", "height", "lang", "lang_score", "english_ratio", "phash", "person_substituted")
+JSON_FIELDS = (
+    "url",
+    "orig_width",
+    "orig_height",
+    "width",
+    "height",
+    "lang",
+    "lang_score",
+    "english_ratio",
+    "phash",
+    "person_substituted",
+)
 
 
 def shard_order(keys: list[str], seed: int) -> list[int]:
@@ -49,14 +60,20 @@ def sample_json(s: dict[str, Any]) -> dict[str, Any]:
 
 def write_tar(path: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Write one shard (samples in order, each with `key`, `jpg`, `caption` + JSON_FIELDS) to `path`."""
-    return write_shard(path, (
-        (s["key"], (
-            ("jpg", s["jpg"]),
-            ("txt", s["caption"].encode("utf-8")),
-            ("json", json.dumps(sample_json(s), sort_keys=True).encode("utf-8")),
-        ))
-        for s in samples
-    ))
+    return write_shard(
+        path,
+        (
+            (
+                s["key"],
+                (
+                    ("jpg", s["jpg"]),
+                    ("txt", s["caption"].encode("utf-8")),
+                    ("json", json.dumps(sample_json(s), sort_keys=True).encode("utf-8")),
+                ),
+            )
+            for s in samples
+        ),
+    )
 
 
 def _write_shard(path: str, samples: pa.Table) -> dict[str, Any]:

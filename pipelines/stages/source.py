@@ -45,7 +45,9 @@ def detect_format(cfg: SourceConfig) -> str:
     for fmt in ("parquet", "csv", "tsv"):
         if name.endswith("." + fmt):
             return fmt
-    raise SourceError(f"{cfg.urls}: cannot tell the format from the file name; set source.format (parquet, csv, tsv, tsv_headerless)")
+    raise SourceError(
+        f"{cfg.urls}: cannot tell the format from the file name; set source.format (parquet, csv, tsv, tsv_headerless)"
+    )
 
 
 def read_source(cfg: SourceConfig) -> Source:
@@ -134,7 +136,9 @@ def _csv_rows(line: str, delimiter: str, fmt: str):
 def _require_columns(uri: str, names: list[str], wanted: list[str]) -> None:
     for col in wanted:
         if col not in names:
-            raise SourceError(f"{uri}: column {col!r} not found (columns: {', '.join(names)}); set source.url_col / source.caption_col")
+            raise SourceError(
+                f"{uri}: column {col!r} not found (columns: {', '.join(names)}); set source.url_col / source.caption_col"
+            )
 
 
 def _check_urls(uri: str, url_col: str, urls: pa.Array) -> None:

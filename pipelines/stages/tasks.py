@@ -6,10 +6,11 @@ arrives, so a build killed mid-stage keeps every finished task (datatrove-style 
 
 from __future__ import annotations
 
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from catalog.console import progress
 
 

@@ -10,19 +10,21 @@ import tarfile
 
 import pytest
 
+from catalog import storage
 from catalog.__main__ import run
 from catalog.index import CatalogIndex
 from catalog.shards import scan_shard
 from catalog.store import Catalog
 from catalog.synthetic import make_version
-from catalog import storage
 
 
 @pytest.fixture()
 def root(tmp_path):
     r = str(tmp_path / "root")
     v1 = make_version(r, "demo", 20, seed=1)
-    make_version(r, "demo", 5, seed=2, parents=["demo@1"], carry_shards=[s["path"] for s in v1["shards"]], url_offset=100)
+    make_version(
+        r, "demo", 5, seed=2, parents=["demo@1"], carry_shards=[s["path"] for s in v1["shards"]], url_offset=100
+    )
     return r
 
 
@@ -34,19 +36,35 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def test_publish_writes_manifest_per_formats(root):
     m = storage.read_json(os.path.join(root, "demo", "v2", "manifest.json"))
-    assert m["format"] == "lipforge.manifest/1" and (m["dataset"], m["version"], m["parents"]) == ("demo", 2, ["demo@1"])
+    assert m["format"] == "lipforge.manifest/1" and (m["dataset"], m["version"], m["parents"]) == (
+        "demo",
+        2,
+        ["demo@1"],
+    )
     assert m["samples"] == 25 == sum(s["samples"] for s in m["shards"])
     assert [s["path"] for s in m["shards"]][:3] == [f"v1/shards/shard-00000{i}.tar" for i in range(3)]
-    assert m["schema"]["views"] == {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg"], "text": ["bt.spa.txt", "eda0.txt", "eda1.txt"]}
+    assert m["schema"]["views"] == {
+        "image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg"],
+        "text": ["bt.spa.txt", "eda0.txt", "eda1.txt"],
+    }
     assert sum(m["stats"]["caption_words"]["counts"]) == 25 and m["stats"]["person_share"] == pytest.approx(5 / 25)
-    assert m["funnel"]["rejected"] == {"empty_caption": 2, "not_english": 3, "download_failed": 4, "image_too_small": 1, "duplicate_image": 2}
+    assert m["funnel"]["rejected"] == {
+        "empty_caption": 2,
+        "not_english": 3,
+        "download_failed": 4,
+        "image_too_small": 1,
+        "duplicate_image": 2,
+    }
     assert len(m["preview"]) == 25 and storage.read_json(os.path.join(root, "demo", "v2", "stats.json")) == m["funnel"]
 
 
 def test_list_and_show(root, capsys):
     code, out, _ = cli(capsys, "--root", root, "list", "--json")
     rows = json.loads(out)["versions"]
-    assert code == 0 and [(r["dataset"], r["version"], r["samples"], r["parents"]) for r in rows] == [("demo", 1, 20, []), ("demo", 2, 25, ["demo@1"])]
+    assert code == 0 and [(r["dataset"], r["version"], r["samples"], r["parents"]) for r in rows] == [
+        ("demo", 1, 20, []),
+        ("demo", 2, 25, ["demo@1"]),
+    ]
     code, out, _ = cli(capsys, "show", "demo", "--root", root)
     assert code == 0
     assert "demo@2" in out and "funnel: 37 in -> 25 kept" in out and "download_failed" in out
@@ -99,7 +117,13 @@ def test_diff_counts_keys_and_funnel(root, capsys):
     code, out, _ = cli(capsys, "--root", root, "diff", "demo@2", "demo@3", "--json")
     d = json.loads(out)
     assert (d["keys"]["added"], d["keys"]["removed"]) == (6, 25)
-    assert d["funnel"]["rejected"] == {"empty_caption": -1, "not_english": -3, "download_failed": -4, "image_too_small": -1, "duplicate_image": -2}
+    assert d["funnel"]["rejected"] == {
+        "empty_caption": -1,
+        "not_english": -3,
+        "download_failed": -4,
+        "image_too_small": -1,
+        "duplicate_image": -2,
+    }
     assert d["funnel"]["kept"] == 6 - 25
     code, out, _ = cli(capsys, "--root", root, "diff", "demo@1", "demo@3")
     assert "sample keys: +6 added, -20 removed" in out
@@ -163,7 +187,15 @@ def test_bad_manifest_is_named_and_skipped(root, capsys):
 
 def test_entry_point_and_token_rule(root):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    done = subprocess.run([sys.executable, "-m", "catalog", "--root", root, "list"], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "catalog", "--root", root, "list"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0 and "demo@2" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "catalog", "--root", root, "serve", "--host", "0.0.0.0"], capture_output=True, text=True, env={**env, "LIPFORGE_CATALOG_TOKEN": ""}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "catalog", "--root", root, "serve", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        env={**env, "LIPFORGE_CATALOG_TOKEN": ""},
+        timeout=120,
+    )
     assert done.returncode == 2 and "requires a bearer token" in done.stderr

@@ -22,13 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from support.moto import moto_s3
-from pipelines.stages.config import BuildConfig
-from pipelines.stages.pipeline import run_build
+
 from catalog.keys import sample_key
 from catalog.reasons import KEEP
 from pipelines.sampleweb.corpus import generate
+from pipelines.stages.config import BuildConfig
+from pipelines.stages.pipeline import run_build
 from pipelines.webserver import CorpusServer, free_port
 
 N = 2000
@@ -84,7 +84,15 @@ def test_every_row_matches_truth(corpus, built):
     assert wrong == [], f"{len(wrong)} of {len(truth)} rows differ from truth, e.g. {wrong[:10]}"
 
 
-TEXT_REASONS = {"empty_caption", "meaningless_caption", "not_english", "low_english_ratio", "single_pos", "sensitive", "repeated_caption"}
+TEXT_REASONS = {
+    "empty_caption",
+    "meaningless_caption",
+    "not_english",
+    "low_english_ratio",
+    "single_pos",
+    "sensitive",
+    "repeated_caption",
+}
 
 
 def test_download_image_dedup_outcomes_match_truth(corpus, built):
@@ -154,8 +162,11 @@ def test_exif_rotated_images_are_stored_upright(corpus, built):
     from PIL import Image, ImageOps
 
     root, manifest = built
-    rows = {sample_key(t["url"]): t for t in pq.read_table(corpus / "truth.parquet").to_pylist()
-            if t["category"] == "exif_rotated" and t["fate"] == KEEP}
+    rows = {
+        sample_key(t["url"]): t
+        for t in pq.read_table(corpus / "truth.parquet").to_pylist()
+        if t["category"] == "exif_rotated" and t["fate"] == KEEP
+    }
     samples = _members(root, manifest, set(rows))
     assert len(rows) >= 3 and set(samples) == set(rows)
 
@@ -185,7 +196,7 @@ def _names(corpus: Path) -> set[str]:
         if t["category"] == "person_name" and "<person>" in clean:
             pre, post = clean.split("<person>", 1)
             caption = raw[t["url"]]
-            out.add(caption[len(pre): len(caption) - len(post)])
+            out.add(caption[len(pre) : len(caption) - len(post)])
     return out
 
 
@@ -248,17 +259,25 @@ def test_build_on_s3(corpus, s3_env):
     pq.write_table(table, sink)
     storage.write_bytes(f"{s3_env}/in/urls.parquet", sink.getvalue().to_pybytes())
     cfg = build_config(corpus, Path("unused"))
-    cfg.update(root=f"{s3_env}/datasets", source={"urls": f"{s3_env}/in/urls.parquet"}, shard={"samples_per_shard": 100})
+    cfg.update(
+        root=f"{s3_env}/datasets", source={"urls": f"{s3_env}/in/urls.parquet"}, shard={"samples_per_shard": 100}
+    )
     manifest = run_build(BuildConfig.model_validate(cfg))
     vdir = f"{s3_env}/datasets/e2e/v1"
     assert storage.read_json(f"{vdir}/manifest.json") == manifest
     assert manifest["funnel"]["in"] == 300 == manifest["funnel"]["kept"] + sum(manifest["funnel"]["rejected"].values())
     with storage.open_read(f"{vdir}/rejects.parquet") as f:
         rejects = {r["key"]: r["reason"] for r in pq.read_table(f).to_pylist()}
-    truth = [t for t in pq.read_table(corpus / "truth.parquet").slice(0, 300).to_pylist()
-             if t["dup_group"] is None and t["category"] != "repeated_caption"]
-    wrong = [(t["category"], t["fate"], rejects.get(sample_key(t["url"]), KEEP)) for t in truth
-             if rejects.get(sample_key(t["url"]), KEEP) != t["fate"]]
+    truth = [
+        t
+        for t in pq.read_table(corpus / "truth.parquet").slice(0, 300).to_pylist()
+        if t["dup_group"] is None and t["category"] != "repeated_caption"
+    ]
+    wrong = [
+        (t["category"], t["fate"], rejects.get(sample_key(t["url"]), KEEP))
+        for t in truth
+        if rejects.get(sample_key(t["url"]), KEEP) != t["fate"]
+    ]
     assert wrong == []
     total = 0
     for shard in manifest["shards"]:

@@ -26,7 +26,11 @@ SCRIPT_CAPTION = "<script>window.__pwned = 1</script> a dog & <b>bold</b> cat"
 def serve(root: str, *extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "LIPFORGE_CATALOG_TOKEN": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "catalog", "--root", root, "serve", "--port", str(port), *extra], env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "--root", root, "serve", "--port", str(port), *extra],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -52,7 +56,9 @@ def raw_get(port: int, path: str, headers: dict[str, str] | None = None) -> tupl
 def site(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("webroot"))
     v1 = make_version(root, "demo", 30, seed=1, captions=[SCRIPT_CAPTION])
-    make_version(root, "demo", 4, seed=2, parents=["demo@1"], carry_shards=[s["path"] for s in v1["shards"]], url_offset=100)
+    make_version(
+        root, "demo", 4, seed=2, parents=["demo@1"], carry_shards=[s["path"] for s in v1["shards"]], url_offset=100
+    )
     proc, port = serve(root)
     yield root, port, v1
     proc.terminate()
@@ -64,9 +70,18 @@ def browser():
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=1400,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     yield driver
@@ -100,7 +115,11 @@ def test_gallery_shows_images_views_and_escaped_captions(site, browser):
     widths = browser.execute_script("return Array.from(document.images).map(i => i.complete ? i.naturalWidth : -1)")
     assert len(widths) == 12 * 5 and all(w > 0 for w in widths), widths
     assert len(cards[0].find_elements(By.CSS_SELECTOR, "img.view")) == 4
-    assert [e.text.split(" ")[0] for e in cards[0].find_elements(By.CSS_SELECTOR, ".tv")] == ["eda0.txt", "eda1.txt", "bt.spa.txt"]
+    assert [e.text.split(" ")[0] for e in cards[0].find_elements(By.CSS_SELECTOR, ".tv")] == [
+        "eda0.txt",
+        "eda1.txt",
+        "bt.spa.txt",
+    ]
     assert cards[0].find_element(By.CSS_SELECTOR, ".caption").text == SCRIPT_CAPTION
     assert browser.execute_script("return window.__pwned === undefined")
     assert "&lt;script&gt;" in browser.page_source
@@ -119,10 +138,17 @@ def test_sample_page_shows_json(site, browser):
     assert all(w > 0 for w in browser.execute_script("return Array.from(document.images).map(i => i.naturalWidth)"))
 
 
-@pytest.mark.parametrize("path", [
-    "/files/..%2f..%2f..%2fetc%2fpasswd", "/files/demo/..%2f..%2fetc/passwd", "/files/%2e%2e/%2e%2e/etc/passwd",
-    "/files/demo/../../../etc/passwd", "/d/demo/1/sample/0/..%2f..%2fmanifest.json", "/files/.catalog/index.sqlite",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/..%2f..%2f..%2fetc%2fpasswd",
+        "/files/demo/..%2f..%2fetc/passwd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/demo/../../../etc/passwd",
+        "/d/demo/1/sample/0/..%2f..%2fmanifest.json",
+        "/files/.catalog/index.sqlite",
+    ],
+)
 def test_traversal_paths_are_refused(site, path):
     root, port, v1 = site
     status, body = raw_get(port, path)

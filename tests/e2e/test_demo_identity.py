@@ -29,9 +29,33 @@ SHARDS = {
     1: [("v1/shards/shard-000000.tar", 1627, "950b6664b1b95368d83b093f8589f7c02e32d25d8c6c3c0bb89b77d8bacf7fab")],
     2: [("v2/shards/shard-000000.tar", 1627, "73fc9e0852fb50c5810f0a75968469c757f1d7329809c97e22ed749dd462ade3")],
 }
-REJECTS_SHA256 = "29d7d57e901f16e61526aa56d0ed24abdebc8209213381331437301c785128cb"  # sha256 of the rejects rows as sorted-key JSON
-FUNNEL = json.loads('{"in": 2000, "kept": 1627, "rejected": {"aspect_ratio": 17, "download_failed": 33, "duplicate_image": 29, "empty_caption": 22, "image_too_small": 20, "meaningless_caption": 50, "not_an_image": 26, "not_english": 137, "repeated_caption": 14, "single_pos": 17, "too_many_pixels": 8}, "stages": [{"in": 2000, "kept": 2000, "rejected": {}, "stage": "source"}, {"in": 2000, "kept": 1760, "rejected": {"empty_caption": 22, "meaningless_caption": 50, "not_english": 137, "repeated_caption": 14, "single_pos": 17}, "stage": "text"}, {"in": 1760, "kept": 1656, "rejected": {"aspect_ratio": 17, "download_failed": 33, "image_too_small": 20, "not_an_image": 26, "too_many_pixels": 8}, "stage": "download"}, {"in": 1656, "kept": 1656, "rejected": {}, "stage": "image"}, {"in": 1656, "kept": 1627, "rejected": {"duplicate_image": 29}, "stage": "dedup"}, {"in": 1627, "kept": 1627, "rejected": {}, "stage": "shard"}]}')
-VIEW_SCHEMA = {"keys": ["bt.cat.txt", "bt.spa.txt", "eda0.txt", "eda1.txt", "g0.jpg", "g1.jpg", "jpg", "json", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg", "txt"], "views": {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg"], "text": ["bt.cat.txt", "bt.spa.txt", "eda0.txt", "eda1.txt"]}}
+REJECTS_SHA256 = (
+    "29d7d57e901f16e61526aa56d0ed24abdebc8209213381331437301c785128cb"  # sha256 of the rejects rows as sorted-key JSON
+)
+FUNNEL = json.loads(
+    '{"in": 2000, "kept": 1627, "rejected": {"aspect_ratio": 17, "download_failed": 33, "duplicate_image": 29, "empty_caption": 22, "image_too_small": 20, "meaningless_caption": 50, "not_an_image": 26, "not_english": 137, "repeated_caption": 14, "single_pos": 17, "too_many_pixels": 8}, "stages": [{"in": 2000, "kept": 2000, "rejected": {}, "stage": "source"}, {"in": 2000, "kept": 1760, "rejected": {"empty_caption": 22, "meaningless_caption": 50, "not_english": 137, "repeated_caption": 14, "single_pos": 17}, "stage": "text"}, {"in": 1760, "kept": 1656, "rejected": {"aspect_ratio": 17, "download_failed": 33, "image_too_small": 20, "not_an_image": 26, "too_many_pixels": 8}, "stage": "download"}, {"in": 1656, "kept": 1656, "rejected": {}, "stage": "image"}, {"in": 1656, "kept": 1627, "rejected": {"duplicate_image": 29}, "stage": "dedup"}, {"in": 1627, "kept": 1627, "rejected": {}, "stage": "shard"}]}'
+)
+VIEW_SCHEMA = {
+    "keys": [
+        "bt.cat.txt",
+        "bt.spa.txt",
+        "eda0.txt",
+        "eda1.txt",
+        "g0.jpg",
+        "g1.jpg",
+        "jpg",
+        "json",
+        "l0.jpg",
+        "l1.jpg",
+        "l2.jpg",
+        "l3.jpg",
+        "txt",
+    ],
+    "views": {
+        "image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg", "l2.jpg", "l3.jpg"],
+        "text": ["bt.cat.txt", "bt.spa.txt", "eda0.txt", "eda1.txt"],
+    },
+}
 
 
 def _port_free(port: int) -> bool:
@@ -47,8 +71,11 @@ def demo(tmp_path_factory):
     corpus = tmp / "sampleweb"
     generate(corpus, n=2000, seed=0, base_url=f"http://127.0.0.1:{PORT}")
     # A fresh back-translation cache: each view's recipe records whether it came from the cache.
-    overrides = [f"root={tmp / 'data'}", f"source.urls={corpus / 'urls.parquet'}",
-                 f"augment.backtranslation.cache_dir={tmp / 'bt-cache'}"]
+    overrides = [
+        f"root={tmp / 'data'}",
+        f"source.urls={corpus / 'urls.parquet'}",
+        f"augment.backtranslation.cache_dir={tmp / 'bt-cache'}",
+    ]
     cfg = load_config(BuildConfig, REPO / "configs" / "demo.yaml", overrides)
     with CorpusServer(corpus, port=PORT):
         run_build(cfg, log=lambda line: None)

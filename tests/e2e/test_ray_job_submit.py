@@ -36,9 +36,20 @@ def cluster(tmp_path):
     env.pop("RAY_ADDRESS", None)
     gcs, dashboard = free_port(), free_port()
     subprocess.run(
-        [str(BIN / "ray"), "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
-         "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"],
-        check=True, env=env, capture_output=True, timeout=180,
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            f"--port={gcs}",
+            f"--dashboard-port={dashboard}",
+            "--dashboard-host=127.0.0.1",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
     )
     try:
         yield env, f"http://127.0.0.1:{dashboard}"
@@ -52,17 +63,38 @@ def test_build_runs_as_a_submitted_ray_job(cluster, tmp_path):
     corpus = tmp_path / "corpus"
     generate(corpus, n=200, seed=3, base_url=f"http://127.0.0.1:{port}")
     config = tmp_path / "build.yaml"
-    config.write_text(yaml.safe_dump({
-        "dataset": "job",
-        "root": str(tmp_path / "data"),
-        "source": {"urls": str(corpus / "urls.parquet")},
-        "download": {"timeout": 2},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": "job",
+                "root": str(tmp_path / "data"),
+                "source": {"urls": str(corpus / "urls.parquet")},
+                "download": {"timeout": 2},
+            }
+        )
+    )
     with CorpusServer(corpus, port=port, slow_seconds=4):
         job = subprocess.run(
-            [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(REPO),
-             "--", "python", "-m", "pipelines", "build", str(config)],
-            env=env, capture_output=True, text=True, timeout=480, cwd=REPO,
+            [
+                str(BIN / "ray"),
+                "job",
+                "submit",
+                "--address",
+                dashboard,
+                "--working-dir",
+                str(REPO),
+                "--",
+                "python",
+                "-m",
+                "pipelines",
+                "build",
+                str(config),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=480,
+            cwd=REPO,
         )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "succeeded" in job.stdout + job.stderr

@@ -15,14 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from catalog.__main__ import run as catalog_run
-from pipelines.__main__ import COMMANDS
-from pipelines.stages.config import BuildConfig
-from pipelines.stages.pipeline import run_build
-from pipelines.stages.funnel import ConservationError
-from pipelines.stages.refresh import add_funnels
 from catalog.cli import run as pipelines_run
 from catalog.keys import sample_key
+from pipelines.__main__ import COMMANDS
 from pipelines.sampleweb.corpus import generate
+from pipelines.stages.config import BuildConfig
+from pipelines.stages.funnel import ConservationError
+from pipelines.stages.pipeline import run_build
+from pipelines.stages.refresh import add_funnels
 from pipelines.webserver import CorpusServer, free_port
 
 N_OLD, N_CORPUS, N_REPEAT = 300, 400, 10
@@ -56,14 +56,27 @@ def refreshed(tmp_path_factory):
     rows = pq.read_table(corpus / "urls.parquet").select(["url", "caption"]).to_pylist()
     with CorpusServer(corpus, port=port, slow_seconds=4):
         _write_source(src, rows[:N_OLD])
-        cfg = {"dataset": "demo", "root": str(root), "source": {"urls": str(src)}, "ray": {"num_cpus": 2},
-               "download": {"samples_per_shard": 100, "timeout": 3, "thread_count": 16}, "shard": {"samples_per_shard": 80}}
+        cfg = {
+            "dataset": "demo",
+            "root": str(root),
+            "source": {"urls": str(src)},
+            "ray": {"num_cpus": 2},
+            "download": {"samples_per_shard": 100, "timeout": 3, "thread_count": 16},
+            "shard": {"samples_per_shard": 80},
+        }
         v1 = run_build(BuildConfig.model_validate(cfg), log=lambda _: None)
         kept1, _ = _tables(root / "demo" / "v1")
         anchor = next(r for r in rows[:N_OLD] if sample_key(r["url"]) in kept1)
-        extra = [{"url": anchor["url"] + "?copy=1", "caption": "a copy of an image kept in version one"}]  # exact duplicate
-        extra += [{"url": f"http://127.0.0.1:{port}/images/gone-{i}.jpg", "caption": kept1[sample_key(anchor["url"])]["caption"]}
-                  for i in range(N_REPEAT)]  # 1 old + 10 new occurrences: > 10 only when counted over the whole list
+        extra = [
+            {"url": anchor["url"] + "?copy=1", "caption": "a copy of an image kept in version one"}
+        ]  # exact duplicate
+        extra += [
+            {
+                "url": f"http://127.0.0.1:{port}/images/gone-{i}.jpg",
+                "caption": kept1[sample_key(anchor["url"])]["caption"],
+            }
+            for i in range(N_REPEAT)
+        ]  # 1 old + 10 new occurrences: > 10 only when counted over the whole list
         source = rows + extra
         _write_source(src, source)
         assert "pipelines.stages.refresh" in COMMANDS
@@ -85,8 +98,11 @@ def test_only_new_rows_are_added(refreshed):
     assert all(kept2[k]["shard"].startswith("v2/shards/") for k in set(kept2) - set(kept1))
     # new rows outside duplicate groups get the corpus truth (computed over all 400 rows)
     truth = {sample_key(t["url"]): t for t in pq.read_table(corpus / "truth.parquet").to_pylist()}
-    wrong = [(t["category"], t["fate"], "keep" if k in kept2 else rej2[k]["reason"]) for k, t in truth.items()
-             if k in new_keys and t["dup_group"] is None and t["fate"] != ("keep" if k in kept2 else rej2[k]["reason"])]
+    wrong = [
+        (t["category"], t["fate"], "keep" if k in kept2 else rej2[k]["reason"])
+        for k, t in truth.items()
+        if k in new_keys and t["dup_group"] is None and t["fate"] != ("keep" if k in kept2 else rej2[k]["reason"])
+    ]
     assert wrong == []
     # de-duplicated against the carried images; repeated-caption count over old + new rows
     assert rej2[sample_key(anchor["url"] + "?copy=1")]["reason"] == "duplicate_image"
@@ -101,9 +117,11 @@ def test_manifest_parents_shards_and_funnel(refreshed):
     kept2, rej2 = _tables(dataset / "v2")
     assert (v2["version"], v2["parents"]) == (2, ["demo@1"])
     assert v2["shards"][: len(v1["shards"])] == v1["shards"]  # carried by reference: same path, size, sha256
-    new_shards = v2["shards"][len(v1["shards"]):]
+    new_shards = v2["shards"][len(v1["shards"]) :]
     assert new_shards and all(s["path"].startswith("v2/shards/") for s in new_shards)
-    assert sorted(p.name for p in (dataset / "v2" / "shards").iterdir()) == sorted(Path(s["path"]).name for s in new_shards)
+    assert sorted(p.name for p in (dataset / "v2" / "shards").iterdir()) == sorted(
+        Path(s["path"]).name for s in new_shards
+    )
     keys = _shard_keys(dataset, v2)
     assert len(keys) == len(set(keys)) == v2["samples"] == len(kept2) == v2["funnel"]["kept"]
     assert set(keys) == set(kept2)
@@ -121,13 +139,33 @@ def test_manifest_parents_shards_and_funnel(refreshed):
 
 
 def test_add_funnels_adds_stage_by_stage():
-    a = {"in": 5, "kept": 2, "rejected": {"not_english": 3}, "stages": [
-        {"stage": "source", "in": 5, "kept": 5, "rejected": {}}, {"stage": "text", "in": 5, "kept": 2, "rejected": {"not_english": 3}}]}
-    b = {"in": 2, "kept": 0, "rejected": {"empty_caption": 2}, "stages": [
-        {"stage": "source", "in": 2, "kept": 2, "rejected": {}}, {"stage": "text", "in": 2, "kept": 0, "rejected": {"empty_caption": 2}}]}
-    assert add_funnels(a, b) == {"in": 7, "kept": 2, "rejected": {"empty_caption": 2, "not_english": 3}, "stages": [
-        {"stage": "source", "in": 7, "kept": 7, "rejected": {}},
-        {"stage": "text", "in": 7, "kept": 2, "rejected": {"empty_caption": 2, "not_english": 3}}]}
+    a = {
+        "in": 5,
+        "kept": 2,
+        "rejected": {"not_english": 3},
+        "stages": [
+            {"stage": "source", "in": 5, "kept": 5, "rejected": {}},
+            {"stage": "text", "in": 5, "kept": 2, "rejected": {"not_english": 3}},
+        ],
+    }
+    b = {
+        "in": 2,
+        "kept": 0,
+        "rejected": {"empty_caption": 2},
+        "stages": [
+            {"stage": "source", "in": 2, "kept": 2, "rejected": {}},
+            {"stage": "text", "in": 2, "kept": 0, "rejected": {"empty_caption": 2}},
+        ],
+    }
+    assert add_funnels(a, b) == {
+        "in": 7,
+        "kept": 2,
+        "rejected": {"empty_caption": 2, "not_english": 3},
+        "stages": [
+            {"stage": "source", "in": 7, "kept": 7, "rejected": {}},
+            {"stage": "text", "in": 7, "kept": 2, "rejected": {"empty_caption": 2, "not_english": 3}},
+        ],
+    }
     with pytest.raises(ConservationError, match="cannot add funnels"):
         add_funnels(a, {**b, "stages": b["stages"][:1]})
 

@@ -174,7 +174,9 @@ def test_image_checks_on_original_size():
 
 def test_image_checks_take_the_filters_options_and_skip_omitted_filters():
     small = _jpeg(256, 256)
-    tight = ImageChecks({"checks": {"aspect_ratio": {"max_ratio": 1.2}, "image_too_small": {"min_size": 500}, "too_many_pixels": False}})
+    tight = ImageChecks(
+        {"checks": {"aspect_ratio": {"max_ratio": 1.2}, "image_too_small": {"min_size": 500}, "too_many_pixels": False}}
+    )
     assert [f.name for f in tight.before + tight.after] == ["image_too_small", "aspect_ratio"]
     assert tight(small, 400, 300) == ("image_too_small", None)
     assert tight(small, 800, 600) == ("aspect_ratio", None)

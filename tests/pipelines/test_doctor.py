@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,9 +23,17 @@ def test_doctor_all_ok_after_prepare(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["check", "status", "detail"]
-    for check in ("fastText LID", "spaCy NER", "WordNet", "apertium", "CLIP BPE tokenizer", "torch version", "Ray version"):
+    for check in (
+        "fastText LID",
+        "spaCy NER",
+        "WordNet",
+        "apertium",
+        "CLIP BPE tokenizer",
+        "torch version",
+        "Ray version",
+    ):
         row = next(line for line in lines if line.startswith(check))
-        assert row[len(check):].split()[0] == "OK", row
+        assert row[len(check) :].split()[0] == "OK", row
     assert "vocab 49,408" in done.stdout and "2.14.1" in done.stdout and "2.60.0" in done.stdout
     assert "doctor: all assets OK" in done.stdout
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.__main__ import COMMANDS
 from catalog.cli import build_parser
+from pipelines.__main__ import COMMANDS
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 
@@ -34,8 +34,8 @@ def test_kubernetes_cronjob_creates_a_rayjob_running_refresh():
 
 
 def test_cron_line_submits_refresh_as_a_ray_job():
-    lines = [l for l in (INFRA / "refresh.cron").read_text().splitlines() if l and not l.startswith("#")]
-    job = [l for l in lines if "ray job submit" in l]
+    lines = [line for line in (INFRA / "refresh.cron").read_text().splitlines() if line and not line.startswith("#")]
+    job = [line for line in lines if "ray job submit" in line]
     assert len(job) == 1
     fields = job[0].split(None, 5)
     assert len(fields) == 6 and all(f.replace("*", "").replace(",", "").isdigit() or f == "*" for f in fields[:5])

@@ -22,8 +22,14 @@ pytestmark = pytest.mark.slow  # each case starts the real CLI in a subprocess (
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *argv], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def one_error(done: subprocess.CompletedProcess, *needles: str) -> str:
@@ -31,7 +37,7 @@ def one_error(done: subprocess.CompletedProcess, *needles: str) -> str:
     assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
-    message = done.stderr[done.stderr.index("error:"):]
+    message = done.stderr[done.stderr.index("error:") :]
     for needle in needles:
         assert needle in message, message
     return message
@@ -45,8 +51,17 @@ def source(tmp_path: Path) -> Path:
 
 
 def test_bad_config_key_names_file_and_key(source: Path, tmp_path: Path):
-    done = run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={source}",
-               "--set", "download.imagesize=3")
+    done = run(
+        "pipelines",
+        "build",
+        "configs/demo.yaml",
+        "--set",
+        f"root={tmp_path}",
+        "--set",
+        f"source.urls={source}",
+        "--set",
+        "download.imagesize=3",
+    )
     one_error(done, "configs/demo.yaml", "download.imagesize", "unknown key", "image_size")
 
 
@@ -56,24 +71,46 @@ def test_missing_config_file():
 
 def test_unreadable_source_names_file_and_column(tmp_path: Path):
     missing = tmp_path / "nope.parquet"
-    one_error(run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={missing}"),
-              str(missing), "file not found")
+    one_error(
+        run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={missing}"),
+        str(missing),
+        "file not found",
+    )
     wrong = tmp_path / "wrong.parquet"
     pq.write_table(pa.table({"link": ["http://x/a.jpg"], "caption": ["a cat"]}), wrong)
-    one_error(run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={wrong}"),
-              str(wrong), "column 'url' not found", "link")
+    one_error(
+        run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={wrong}"),
+        str(wrong),
+        "column 'url' not found",
+        "link",
+    )
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet")
-    one_error(run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={corrupt}"),
-              str(corrupt), "not a readable parquet")
+    one_error(
+        run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={corrupt}"),
+        str(corrupt),
+        "not a readable parquet",
+    )
 
 
 def test_unreachable_s3_root(source: Path):
     closed = free_port()  # nothing listens there
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    done = run("pipelines", "build", "configs/demo.yaml", "--set", "root=s3://lipforge-test/data", "--set", f"source.urls={source}",
-               env=env)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    done = run(
+        "pipelines",
+        "build",
+        "configs/demo.yaml",
+        "--set",
+        "root=s3://lipforge-test/data",
+        "--set",
+        f"source.urls={source}",
+        env=env,
+    )
     one_error(done, "s3://lipforge-test/data", "cannot reach the object store", f"127.0.0.1:{closed}")
 
 
