@@ -11,6 +11,7 @@ COMMANDS = [
     "pipelines.webserver",
     "pipelines.stages.cli",
     "pipelines.views.cli",
+    "pipelines.views.preview",
     "pipelines.stages.refresh",
 ]
 

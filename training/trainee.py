@@ -1,8 +1,9 @@
 """The trained unit: the dual encoder plus its weighted objectives (one module, so DDP
 averages every gradient, temperatures included, and one state_dict holds it all).
 
-The model encodes the batch's `image` and `text`; every objective gets the model outputs
-and the whole batch (the members it declared included, see `training.objectives.base`).
+The model encodes the batch's `image` and `text`; every objective gets the model outputs,
+the whole batch (the members it declared included, see `training.objectives.base`) and
+the model, to encode the views it reads.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Trainee(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outputs = self.model(batch["image"], batch["text"], batch["text_mask"], needs=self.needs)
-        losses = {name: obj(outputs, batch) for name, obj in self.objectives.items()}
+        losses = {name: obj(outputs, batch, self.model) for name, obj in self.objectives.items()}
         total = sum(self.weights[name] * loss for name, loss in losses.items())
         return total, losses
 

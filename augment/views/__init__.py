@@ -12,7 +12,9 @@ The contract (`augment.views.base`): a `ViewKind` subclass with class attributes
 `make(samples)`; `declared_views(cfg)` collects the members by modality for the manifest.
 """
 
-from augment.views import bt, eda, global_, local  # noqa: F401,E402  (register the view kinds)
+import importlib
+import pkgutil
+
 from augment.views.base import (
     MODALITIES,
     VIEWS,
@@ -25,6 +27,9 @@ from augment.views.base import (
     transform_samples,
     view_rng,
 )
+
+for _module in pkgutil.iter_modules(__path__):  # every module of the package registers its view kind
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "MODALITIES",

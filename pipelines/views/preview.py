@@ -1,7 +1,4 @@
-"""Commands `text` and `image`: look at the views of a few captions or image files.
-
-A command module (`add_parser` / `main`) that no `__main__` lists yet.
-"""
+"""`python -m pipelines views-text` / `views-image`: look at the views of a few captions or image files."""
 
 from __future__ import annotations
 
@@ -19,9 +16,9 @@ from pipelines.views.cli import load_augment_config
 
 
 def add_parser(subparsers: Any) -> None:
-    t = subparsers.add_parser("text", help="print the EDA and back-translation views of captions (args or stdin lines)")
+    t = subparsers.add_parser("views-text", help="print the EDA and back-translation views of captions (args or stdin lines)")
     t.add_argument("captions", nargs="*", help="captions; none: one per stdin line")
-    image = subparsers.add_parser("image", help="write the image views of image files into a directory")
+    image = subparsers.add_parser("views-image", help="write the image views of image files into a directory")
     image.add_argument("images", nargs="+")
     image.add_argument("--out", required=True, help="output directory")
     for p in (t, image):
@@ -38,7 +35,7 @@ def _config(args: argparse.Namespace) -> AugmentConfig:
 def main(args: argparse.Namespace) -> int:
     cfg = _config(args)
     assets.prepare()  # EDA reads the prepared WordNet copy
-    if args.command == "text":
+    if args.command == "views-text":
         cfg = cfg.model_copy(update={"views": [v for v in cfg.views if v in ("eda", "bt")]})
         captions = args.captions or [line.rstrip("\n") for line in sys.stdin if line.strip()]
         samples = [{"__key__": sample_key(c), "txt": c, "json": {}, "members": {}} for c in captions]

@@ -41,9 +41,10 @@ class ReadsViews(Objective):
     def __init__(self, options: ViewsOptions, amp_dtype=None) -> None:
         super().__init__(options.init_temperature, 100.0)
 
-    def forward(self, outputs, batch):
+    def forward(self, outputs, batch, model):
         type(self).seen = {k: tuple(v.shape) for k, v in batch.items() if torch.is_tensor(v)}
-        return outputs["image_features"].sum() * 0 + batch["g0.jpg"].mean() * self.logit_scale()
+        view, _ = model.encode_image(batch["g0.jpg"])  # a view goes through the same tower
+        return (view * outputs["image_features"]).sum(-1).mean() * self.logit_scale()
 
 
 @pytest.fixture()
@@ -150,6 +151,8 @@ def test_trainer_passes_objectives_the_whole_batch_with_their_members(data, read
     seen = ReadsViews.seen
     assert seen["g0.jpg"] == (4, 3, 64, 64) and seen["eda0.txt"] == (4, 77) and seen[mask_key("eda0.txt")] == (4, 77)
     assert seen["image"] == (4, 3, 64, 64) and "l0.jpg" not in seen  # only what objectives declare
+    losses["reads_views"].backward()  # the view went through the model's vision tower
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainee.model.visual.parameters())
 
 
 def test_missing_dataset_prints_one_error_line_without_traceback(tmp_path):

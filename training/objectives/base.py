@@ -16,7 +16,10 @@ An objective is a small `nn.Module` subclass of `Objective`, registered with
   [B, L] with their padding mask under `NAME:mask` (`mask_key`); a pattern draws one
   matching member per sample. The trainer decodes exactly what the configured objectives
   declare, and a version lacking a declared member fails before training.
-- `forward(outputs, batch)`: the loss, from the model outputs and the whole batch.
+- `forward(outputs, batch, model)`: the loss, from the model outputs, the whole batch and
+  the model itself (an objective that reads a view encodes it with `model.encode_image` /
+  `model.encode_text`; the call runs inside the trainer's forward, so data-parallel
+  gradient averaging covers it).
 
 An objective may hold state (temperature, momentum encoders, queues): everything in its
 `state_dict` is checkpointed and restored. This package imports only torch, the standard
@@ -69,7 +72,9 @@ class Objective(nn.Module):
         """exp(log_scale), clamped at the maximum (no gradient pushes it further)."""
         return self.log_scale.exp().clamp(max=self.max_logit_scale)
 
-    def forward(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], model: nn.Module | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 

@@ -48,7 +48,9 @@ class ClipObjective(Objective):
     def __init__(self, options: ClipOptions, amp_dtype: torch.dtype | None = None) -> None:
         super().__init__(options.init_temperature, options.max_logit_scale)
 
-    def forward(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None
+    ) -> torch.Tensor:
         image, text = at_least_fp32(outputs["image_features"]), at_least_fp32(outputs["text_features"])
         rank, _ = world()
         image_all, text_all = all_gather_with_grad(image, text)

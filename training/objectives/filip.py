@@ -175,7 +175,9 @@ class FilipObjective(Objective):
         self.options = options
         self.dtype = amp_dtype if options.similarity_dtype == "auto" else _DTYPES[options.similarity_dtype]
 
-    def forward(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None
+    ) -> torch.Tensor:
         return filip_loss(
             outputs["image_tokens"],
             outputs["text_tokens"],
