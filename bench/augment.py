@@ -78,7 +78,7 @@ def main() -> int:
 
 
 def bench_filter(captions: list[str]) -> None:
-    """Engineer B's text chain, for scale."""
+    """The text filter chain, for scale."""
     try:
         from pipelines.filters.chain import TextChain
 

@@ -55,9 +55,9 @@ def ray_session(
             else:
                 ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
             started = True
-            _quiet_ray_data(quiet)
             if quiet:  # into the job's log: where the workers' own logs are
                 print(f"lipforge: Ray worker logs are under {_session_logs()}", file=sys.stderr, flush=True)
+        _quiet_ray_data(not console.verbose())
         try:
             yield max(1, int(ray.cluster_resources().get("CPU", 1)))
         finally:

@@ -16,7 +16,9 @@ from pipelines.views.cli import load_augment_config
 
 
 def add_parser(subparsers: Any) -> None:
-    t = subparsers.add_parser("views-text", help="print the EDA and back-translation views of captions (args or stdin lines)")
+    t = subparsers.add_parser(
+        "views-text", help="print the EDA and back-translation views of captions (args or stdin lines)"
+    )
     t.add_argument("captions", nargs="*", help="captions; none: one per stdin line")
     image = subparsers.add_parser("views-image", help="write the image views of image files into a directory")
     image.add_argument("images", nargs="+")

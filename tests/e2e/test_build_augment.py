@@ -1,6 +1,6 @@
 """`python -m pipelines build` with an `augment:` section: the clean version, then its view version.
 
-A small sample corpus (60 rows) on 127.0.0.1, a real local Ray, img2dataset, and engineer D's
+A small sample corpus (60 rows) on 127.0.0.1, a real local Ray, img2dataset, and
 `augment_version` (EDA + global crops only, to stay quick).
 """
 
