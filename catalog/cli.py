@@ -37,6 +37,18 @@ def build_parser(prog: str, description: str, modules: Sequence[str]) -> argpars
     return parser
 
 
+def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    """The `--set KEY=VALUE` option every config-reading command takes (into `args.overrides`)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config key, e.g. --set {example} (repeatable)",
+    )
+
+
 def run_parsed(args: argparse.Namespace) -> int:
     """Run the chosen command; a UserError becomes one line on stderr and exit status 2."""
     console.set_verbose(getattr(args, "verbose", False))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from catalog.cli import add_overrides
 from catalog.config import load_config
 from training.config import TrainConfig
 
@@ -19,14 +20,7 @@ from training.config import TrainConfig
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a dual encoder with Ray Train (resumes an existing run)")
     p.add_argument("config", help="YAML config, e.g. configs/train/demo.yaml")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set steps=200 (repeatable)",
-    )
+    add_overrides(p, "steps=200")
 
 
 def main(args: argparse.Namespace) -> int:

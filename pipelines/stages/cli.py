@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from catalog.cli import add_overrides
 from catalog.config import load_config
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.pipeline import run_build
@@ -23,14 +24,7 @@ def add_parser(subparsers: Any) -> None:
     for name, text in _HELP.items():
         p = subparsers.add_parser(name, help=text, description=text)
         p.add_argument("config", help="build config YAML (see configs/demo.yaml, docs/pipeline.md)")
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config key, e.g. --set shard.samples_per_shard=500",
-        )
+        add_overrides(p, "shard.samples_per_shard=500")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import console, storage, versions
+from catalog.cli import add_overrides
 from catalog.config import apply_overrides, load_config, validate
 from catalog.keys import sample_key
 from catalog.parquet import read_parquet
@@ -165,14 +166,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--config", default=None, help="build config YAML; default: the config stored in the latest version's manifest"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set source.urls=new.parquet",
-    )
+    add_overrides(p, "source.urls=new.parquet")
 
 
 def main(args: argparse.Namespace) -> int:

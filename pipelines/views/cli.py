@@ -14,6 +14,7 @@ import yaml
 
 from augment.config import AugmentConfig
 from catalog import versions
+from catalog.cli import add_overrides
 from catalog.config import ConfigError, apply_overrides, validate
 
 
@@ -46,14 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--root", default=None, help="datasets root (local path or s3://); default: the config's root, else ./data"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override an augment key, e.g. --set image.local_views.count=6",
-    )
+    add_overrides(p, "image.local_views.count=6")
     p.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs of a local Ray (ignored when Ray is already running)"
     )

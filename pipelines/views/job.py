@@ -20,7 +20,7 @@ import ray
 
 from augment.config import AugmentConfig
 from augment.views import Sample, ViewKind, build_kinds, declared_views, transform_samples
-from catalog import assets, storage, versions
+from catalog import assets, console, storage, versions
 from catalog.publish import Contents, publish_version, schema_of
 from catalog.raysession import RayConfig, ray_session
 from catalog.shards import ShardError, iter_samples, write_shard
@@ -85,6 +85,19 @@ def merge_view_stats(shards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return total
 
 
+def _gather(refs: list[Any], samples: int) -> list[dict[str, Any]]:
+    """The shard results in order, advancing a views bar (samples) as each shard finishes."""
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    with console.progress(total=samples, desc="views", unit="sample") as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            results[index[done[0]]] = ray.get(done[0])
+            bar.update(results[index[done[0]]]["samples"])
+    return results
+
+
 def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, num_cpus: int | None = None) -> int:
     """Publish `{root}/{dataset}/v{N+1}/` = version `version` plus views; return N+1."""
     name, parent_version = versions.resolve(root, f"{dataset}@{version}")
@@ -93,7 +106,7 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
     out = versions.version_uri(root, name, new_version)
     in_uris = versions.shard_uris(root, parent)
 
-    with ray_session(RayConfig(num_cpus=num_cpus)) as cpus:
+    with ray_session(RayConfig(num_cpus=num_cpus), console.job_log_path(root, name, "augment")) as cpus:
         workers = max(1, min(cfg.num_workers or cpus, len(in_uris)))
         actor = ray.remote(num_cpus=1)(ShardWorker)
         pool = [actor.remote(cfg.to_dict()) for _ in range(workers)]
@@ -103,7 +116,7 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
             rel = f"v{new_version}/shards/shard-{i:06d}.tar"
             rel_paths.append(rel)
             refs.append(pool[i % workers].run.remote(in_uri, storage.join(root, name, rel)))
-        results = ray.get(refs)
+        results = _gather(refs, parent["samples"])
         ray.get([w.close.remote() for w in pool])
         for w in pool:
             ray.kill(w)

@@ -10,6 +10,7 @@ from typing import Any
 from augment.config import AugmentConfig
 from augment.views import build_kinds, transform_samples
 from catalog import assets
+from catalog.cli import add_overrides
 from catalog.config import apply_overrides, validate
 from catalog.keys import sample_key
 from pipelines.views.cli import load_augment_config
@@ -25,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
     image.add_argument("--out", required=True, help="output directory")
     for p in (t, image):
         p.add_argument("--config", default=None, help="YAML with augment keys (default: defaults)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+        add_overrides(p, "eda.views=3")
 
 
 def _config(args: argparse.Namespace) -> AugmentConfig:
