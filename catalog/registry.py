@@ -36,6 +36,10 @@ class Registry(Generic[T]):
         except KeyError:
             raise UnknownName(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}") from None
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (a component registered for a while, e.g. by a test)."""
+        self._items.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(self._items)
 

@@ -6,30 +6,46 @@ each, and a training step on the view version selects the objective with one lin
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import ray
-import support.extensions as ext
 import torch
 
+from augment.views import VIEWS
 from catalog.config import validate
+from pipelines.filters import FILTERS
 from pipelines.sampleweb.corpus import generate
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.pipeline import run_build
 from pipelines.webserver import CorpusServer, free_port
 from training.config import TrainConfig
 from training.data import ShardStream, make_loader, resolve_shards
+from training.objectives import OBJECTIVES
 from training.train import check_run
 from training.trainee import build_trainee, run_batch_spec
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def test_one_module_and_one_yaml_line_each(tmp_path):
+@pytest.fixture
+def ext():
+    """The extension module, registered for this test only (other tests see the built-ins alone)."""
+    module = importlib.import_module("support.extensions")
+    yield module
+    FILTERS.unregister("test_no_word")
+    VIEWS.unregister("test_gray")
+    OBJECTIVES.unregister("test_gray_clip")
+    sys.modules.pop("support.extensions", None)
+
+
+def test_one_module_and_one_yaml_line_each(tmp_path, ext):
     port = free_port()
     corpus, root = tmp_path / "corpus", tmp_path / "root"
     generate(corpus, n=120, seed=5, base_url=f"http://127.0.0.1:{port}")

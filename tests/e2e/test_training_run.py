@@ -131,7 +131,10 @@ def test_killed_worker_resumes_from_last_checkpoint(workdir):
     )
     try:
         deadline = time.time() + 400
-        while not any(s >= 25 for s in logged_steps(workdir, "kill")):
+        # past step 25, and Ray Train has registered the step-20 checkpoint (it reports asynchronously:
+        # a kill before that restarts from step 0)
+        checkpoint = workdir / "ckpt" / "kill" / "checkpoint-00000020"
+        while not (any(s >= 25 for s in logged_steps(workdir, "kill")) and checkpoint.is_dir()):
             assert proc.poll() is None and time.time() < deadline, "run ended or stalled before step 25"
             time.sleep(0.5)
         victims = ray_train_worker_pids(proc.pid)
