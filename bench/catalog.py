@@ -35,6 +35,7 @@ from catalog.publish import describe_shard  # noqa: E402
 from catalog.shards import write_shard  # noqa: E402
 from catalog.stats import version_stats  # noqa: E402
 from catalog.synthetic import funnel_for, make_sample  # noqa: E402
+from pipelines.webserver import free_port  # noqa: E402
 
 BIG, BIG_SAMPLES, REAL_SHARDS, PER_SHARD = "big", 1_000_000, 4, 1000
 SMALL_DATASETS, SMALL_VERSIONS = 10, 100
@@ -180,9 +181,7 @@ def main() -> None:
     index.refresh()
     print(f"index built from manifests in {(time.perf_counter() - t0) * 1000:.0f} ms")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     proc = subprocess.Popen([sys.executable, "-m", "catalog", "--root", root, "serve", "--port", str(port)], env=env)
     try:

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 # The repo root first: bench/augment.py and bench/catalog.py would shadow those packages.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from catalog.raysession import ray_session  # noqa: E402
 from pipelines.sampleweb.corpus import generate  # noqa: E402
 from pipelines.stages.config import BuildConfig  # noqa: E402
 from pipelines.stages.download import img2dataset_limits  # noqa: E402
@@ -44,11 +45,9 @@ def corpus(data: Path, n: int) -> Path:
 
 def baseline(urls: Path, out: Path, cfg: BuildConfig) -> float:
     """img2dataset alone, same resize and checks as the build's download stage."""
-    import ray
     from img2dataset import download
 
-    ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
-    try:
+    with ray_session(cfg.ray, str(out) + ".log"):
         start = time.perf_counter()
         download(
             url_list=str(urls),
@@ -71,8 +70,6 @@ def baseline(urls: Path, out: Path, cfg: BuildConfig) -> float:
             enable_wandb=False,
         )
         return time.perf_counter() - start
-    finally:
-        ray.shutdown()
 
 
 def main() -> None:

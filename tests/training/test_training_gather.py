@@ -1,7 +1,6 @@
 """Two gloo workers with gather-with-grad give the single-process full-batch gradient."""
 
 import os
-import socket
 
 import torch
 import torch.distributed as dist
@@ -9,6 +8,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from pipelines.webserver import free_port
 from training.objectives.clip import ClipObjective, ClipOptions
 from training.objectives.filip import FilipObjective, FilipOptions, _prepare, filip_loss
 
@@ -82,12 +82,6 @@ def worker(rank, world, port, out_dir):
         grads.append(gradients(model, objective, images[part], texts[part], text_mask[part]))
     torch.save(grads, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_gloo_workers_match_single_process_full_batch_gradient(tmp_path):
