@@ -26,6 +26,7 @@ def _samples(path: str) -> dict[str, dict[str, bytes]]:
     return out
 
 
+@pytest.mark.slow  # a real Ray cluster or a CLI subprocess
 def test_augment_version_end_to_end(tmp_path: Path) -> None:
     root = str(tmp_path / "data")
     parent = write_version(root)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -16,6 +18,7 @@ def run_doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a real Ray cluster or a CLI subprocess
 def test_doctor_all_ok_after_prepare(tmp_path):
     env = {**os.environ, "LIPFORGE_CACHE": str(tmp_path / "cache")}
     assert subprocess.run([sys.executable, "-m", "pipelines.assets"], cwd=REPO, env=env, check=False).returncode == 0
@@ -38,6 +41,7 @@ def test_doctor_all_ok_after_prepare(tmp_path):
     assert "doctor: all assets OK" in done.stdout
 
 
+@pytest.mark.slow  # a real Ray cluster or a CLI subprocess
 def test_doctor_fails_naming_missing_wordnet_and_fix(tmp_path):
     env = {**os.environ, "LIPFORGE_CACHE": str(tmp_path / "empty")}
     done = run_doctor(env)

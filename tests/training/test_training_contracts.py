@@ -155,6 +155,7 @@ def test_trainer_passes_objectives_the_whole_batch_with_their_members(data, read
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainee.model.visual.parameters())
 
 
+@pytest.mark.slow  # a real Ray cluster or a CLI subprocess
 def test_missing_dataset_prints_one_error_line_without_traceback(tmp_path):
     write_yaml(tmp_path / "run.yaml", f"dataset: nope@latest\nroot: {tmp_path / 'data'}\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -179,6 +180,7 @@ def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a real Ray cluster or a CLI subprocess
 def test_worker_group_larger_than_the_local_ray_fails_with_one_line(data, tmp_path):
     write_yaml(
         tmp_path / "run.yaml",
@@ -192,6 +194,7 @@ def test_worker_group_larger_than_the_local_ray_fails_with_one_line(data, tmp_pa
     )
 
 
+@pytest.mark.slow  # a real Ray cluster or a CLI subprocess
 def test_failing_run_prints_one_line_naming_the_log(data, tmp_path):
     broken = tmp_path / "data"
     write_version(broken, "cut", n=8, seed=5, per_shard=8)
