@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -84,6 +85,7 @@ def worker(rank, world, port, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two processes in a gloo group
 def test_two_gloo_workers_match_single_process_full_batch_gradient(tmp_path):
     mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     images, texts, text_mask = make_inputs()
