@@ -90,3 +90,25 @@ def job_log_path(root: str, dataset: str, job: str) -> str:
     else:
         base = os.path.join(str(root).removeprefix("file://"), dataset, "logs")
     return os.path.abspath(os.path.join(base, f"{job}-{stamp}.log"))
+
+
+@contextlib.contextmanager
+def stdout_to_log() -> Iterator[Any]:
+    """While a library that prints its own progress runs (img2dataset: its driver and its
+    logger subprocess write to file descriptor 1), point fd 1 at the job's log too; yields
+    the console stream for lipforge's own bar. Outside `captured` or with --verbose: stdout."""
+    if verbose() or _state["log"] is None:
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    console_stream = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    os.dup2(2, 1)  # fd 2 already goes to the log
+    try:
+        yield console_stream
+    finally:
+        sys.stdout.flush()
+        console_stream.flush()
+        os.dup2(saved, 1)
+        console_stream.close()
+        os.close(saved)

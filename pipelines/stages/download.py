@@ -16,15 +16,13 @@ Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 import threading
 
 import pyarrow as pa
 
 from catalog import storage
-from catalog.console import progress, verbose
+from catalog.console import progress, stdout_to_log
 from catalog.parquet import read_parquet, write_parquet
 from pipelines.filters.config import FilterConfig
 from pipelines.stages.config import BuildConfig
@@ -98,41 +96,42 @@ def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -
 
     d = cfg.download
     stop = threading.Event()
-    bar = progress(total=n_shards, desc="download", unit="shard")  # made before stdout is redirected
-    watcher = threading.Thread(target=_follow, args=(wd, bar, stop), daemon=True)
-    watcher.start()
-    # img2dataset prints its own progress lines to stdout: into the job's log with Ray's
-    quiet = contextlib.nullcontext() if verbose() else contextlib.redirect_stdout(sys.stderr)
-    try:
-        with header_probe(), quiet:
-            download(
-                url_list=input_uri,
-                output_folder=raw_dir(wd),
-                input_format="parquet",
-                url_col="url",
-                caption_col=None,
-                save_additional_columns=["row"],
-                output_format="parquet",
-                distributor="ray",
-                image_size=d.image_size,
-                resize_mode="keep_ratio",
-                resize_only_if_bigger=d.resize_only_if_bigger,
-                encode_format="jpg",
-                encode_quality=d.encode_quality,
-                thread_count=d.thread_count,
-                number_sample_per_shard=d.samples_per_shard,
-                timeout=d.timeout,
-                retries=d.retries,
-                extract_exif=False,
-                compute_hash="sha256",
-                **img2dataset_limits(cfg.filter),
-                incremental_mode="incremental",
-                enable_wandb=False,
-            )
-    finally:
-        stop.set()
-        watcher.join()
-        bar.close()
+    # img2dataset prints its own progress (in this process and in its logger subprocess):
+    # into the job's log with Ray's, while lipforge's bar goes to the console
+    with stdout_to_log() as out:
+        bar = progress(total=n_shards, desc="download", unit="shard", file=out)
+        watcher = threading.Thread(target=_follow, args=(wd, bar, stop), daemon=True)
+        watcher.start()
+        try:
+            with header_probe():
+                download(
+                    url_list=input_uri,
+                    output_folder=raw_dir(wd),
+                    input_format="parquet",
+                    url_col="url",
+                    caption_col=None,
+                    save_additional_columns=["row"],
+                    output_format="parquet",
+                    distributor="ray",
+                    image_size=d.image_size,
+                    resize_mode="keep_ratio",
+                    resize_only_if_bigger=d.resize_only_if_bigger,
+                    encode_format="jpg",
+                    encode_quality=d.encode_quality,
+                    thread_count=d.thread_count,
+                    number_sample_per_shard=d.samples_per_shard,
+                    timeout=d.timeout,
+                    retries=d.retries,
+                    extract_exif=False,
+                    compute_hash="sha256",
+                    **img2dataset_limits(cfg.filter),
+                    incremental_mode="incremental",
+                    enable_wandb=False,
+                )
+        finally:
+            stop.set()
+            watcher.join()
+            bar.close()
 
 
 def _stats_count(wd: WorkDir) -> int:
