@@ -35,3 +35,20 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
+
+
+VERSION_COLUMNS = ["version", "created", "samples", "in", "kept", "shards", "size", "parents"]
+
+
+def version_cells(row: dict[str, Any]) -> list[Any]:
+    """A version's cells under VERSION_COLUMNS (for `list` and the web index alike)."""
+    return [
+        f"{row['dataset']}@{row['version']}",
+        row["created"],
+        row["samples"],
+        row["n_in"],
+        row["kept"],
+        row["n_shards"],
+        human_bytes(row["bytes"]),
+        ", ".join(row["parents"]) or "-",
+    ]

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from catalog.commands.common import add_common, open_catalog, print_json
-from catalog.tables import human_bytes, table
+from catalog.tables import VERSION_COLUMNS, table, version_cells
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,24 +26,7 @@ def main(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no complete versions under {catalog.root}")
     else:
-        print(
-            table(
-                ["version", "created", "samples", "in", "kept", "shards", "size", "parents"],
-                [
-                    [
-                        f"{r['dataset']}@{r['version']}",
-                        r["created"],
-                        r["samples"],
-                        r["n_in"],
-                        r["kept"],
-                        r["n_shards"],
-                        human_bytes(r["bytes"]),
-                        ", ".join(r["parents"]) or "-",
-                    ]
-                    for r in rows
-                ],
-            )
-        )
+        print(table(VERSION_COLUMNS, [version_cells(r) for r in rows]))
     for problem in problems:
         print(f"warning: skipped {problem['dataset']}@{problem['version']}: {problem['error']}", file=sys.stderr)
     return 0

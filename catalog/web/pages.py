@@ -8,7 +8,7 @@ from urllib.parse import quote
 from catalog.lineage import lineage
 from catalog.reasons import REASONS
 from catalog.store import Catalog, SampleRef
-from catalog.tables import human_bytes
+from catalog.tables import VERSION_COLUMNS, human_bytes, version_cells
 from catalog.web.html import h, link, page, table
 from catalog.web.svg import funnel_chart, histogram_chart, lineage_graph
 
@@ -28,17 +28,11 @@ def dataset_list(catalog: Catalog) -> str:
     else:
         body.append(
             table(
-                ["version", "created", "samples", "in", "kept", "shards", "size", "parents", ""],
+                [*VERSION_COLUMNS, ""],
                 [
                     [
                         link(version_href(r["dataset"], r["version"]), f"{r['dataset']}@{r['version']}"),
-                        r["created"],
-                        r["samples"],
-                        r["n_in"],
-                        r["kept"],
-                        r["n_shards"],
-                        human_bytes(r["bytes"]),
-                        ", ".join(r["parents"]) or "-",
+                        *version_cells(r)[1:],
                         link(version_href(r["dataset"], r["version"]) + "/samples", "samples"),
                     ]
                     for r in rows
