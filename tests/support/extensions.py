@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from augment.views.base import VIEWS, ViewKind, encode_jpeg, source_image
 from catalog.config import Config
 from pipelines.filters.base import Filter, register, reject
-from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions
+from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions
 from training.objectives.clip import clip_loss
 
 WORD = "hexagon"
@@ -67,7 +65,7 @@ class GrayClip(Objective):
     needs = frozenset({"text_features"})
     batch_members = ("gray.jpg", "txt")
 
-    def __init__(self, options: GrayOptions, amp_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, options: GrayOptions, info: ModelInfo = ModelInfo()) -> None:
         super().__init__(options.init_temperature, 100.0)
 
     def forward(self, outputs, batch, model):

@@ -7,11 +7,34 @@ standard library, pydantic and its own modules (no other lipforge package).
 import importlib
 import pkgutil
 
-from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions, mask_key
+from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions, mask_key
 from training.objectives.clip import clip_loss
 from training.objectives.filip import filip_loss
+from training.objectives.flava_contrastive import flava_contrastive_loss
+from training.objectives.functional import block_mask, info_nce, mask_tokens, mlm_loss, simsiam_loss
+from training.objectives.gather import all_gather_no_grad, all_gather_with_grad, gather_sizes, global_offset
+from training.objectives.queue import FeatureQueue
 
 for _module in pkgutil.iter_modules(__path__):  # every module of the package registers its objective
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["OBJECTIVES", "Objective", "ObjectiveOptions", "clip_loss", "filip_loss", "mask_key"]
+__all__ = [
+    "OBJECTIVES",
+    "FeatureQueue",
+    "ModelInfo",
+    "Objective",
+    "ObjectiveOptions",
+    "all_gather_no_grad",
+    "all_gather_with_grad",
+    "block_mask",
+    "clip_loss",
+    "filip_loss",
+    "flava_contrastive_loss",
+    "gather_sizes",
+    "global_offset",
+    "info_nce",
+    "mask_key",
+    "mask_tokens",
+    "mlm_loss",
+    "simsiam_loss",
+]

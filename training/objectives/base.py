@@ -16,20 +16,34 @@ An objective is a small `nn.Module` subclass of `Objective`, registered with
   [B, L] with their padding mask under `NAME:mask` (`mask_key`); a pattern draws one
   matching member per sample. The trainer decodes exactly what the configured objectives
   declare, and a version lacking a declared member fails before training.
+- `modalities`: the batch modalities it runs on (`pair`, `image`, `text`; FLAVA A.2 mixes
+  unimodal and paired sources, one source per batch): on a batch of another modality the
+  objective is skipped that step.
+- `encode_images(options)` / `encode_texts(options)`: batch keys (`image`, `text` or a
+  declared member such as `g1.jpg`, `eda*.txt`) whose global features the objective reads.
+  The trainer encodes every requested key once per step, same-shaped inputs in one
+  batched pass, and hands them over as `outputs["features"][key]` (L2-normalised) and
+  `outputs["pooled"][key]` (before normalisation): objectives sharing a view share its pass.
+- `__init__(options, info)`: `info` is the `ModelInfo` (widths, vocabulary, patch grid,
+  special token ids, AMP dtype, the visual tokenizer when one is configured), so an
+  objective builds the model parts it adds (projector, MLM head, queue, codebook head);
+  the trainer builds only the enabled objectives, so only their parts exist.
 - `forward(outputs, batch, model)`: the loss, from the model outputs, the whole batch and
-  the model itself (an objective that reads a view encodes it with `model.encode_image` /
-  `model.encode_text`; the call runs inside the trainer's forward, so data-parallel
-  gradient averaging covers it).
+  the model itself (an objective that needs another pass, e.g. a bidirectional masked
+  caption, calls the model's methods; the call runs inside the trainer's forward, so
+  data-parallel gradient averaging covers it). `log_metrics()` may return extra scalars
+  (e.g. a collapse indicator) logged with the losses.
 
-An objective may hold state (temperature, momentum encoders, queues): everything in its
-`state_dict` is checkpointed and restored. This package imports only torch, the standard
-library, pydantic and its own modules.
+An objective may hold state (temperature, queues and their pointers, a codebook): everything
+in its `state_dict` is checkpointed and restored. This package imports only torch, the
+standard library, pydantic and its own modules.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 import torch
@@ -51,16 +65,39 @@ class ObjectiveOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an objective may need to know about the model it trains (see the module docstring)."""
+
+    embed_dim: int = 64  # joint space
+    vision_width: int = 96  # ViT token width
+    text_width: int = 64  # text transformer width
+    vocab_size: int = 49410
+    image_size: int = 64
+    patch_size: int = 8
+    mask_id: int = 49409  # the `<mask>` token
+    special_ids: tuple[int, ...] = (0, 49406, 49407)  # never masked: padding, start and end of text
+    amp_dtype: torch.dtype | None = None
+    visual_tokenizer: nn.Module | None = None  # images [B,3,S,S], grid -> ids [B, grid*grid]
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
 class Objective(nn.Module):
-    """Base class: a learnable temperature `log_scale` (init 1/T, clamped) and the interface."""
+    """Base class: an optional learnable temperature `log_scale` (init 1/T, clamped) and the interface."""
 
     Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
     needs: ClassVar[frozenset[str]] = frozenset()
     batch_members: ClassVar[tuple[str, ...]] = ("jpg", "txt")
+    modalities: ClassVar[frozenset[str]] = frozenset({"pair"})
 
-    def __init__(self, init_temperature: float, max_logit_scale: float) -> None:
+    def __init__(self, init_temperature: float | None = None, max_logit_scale: float = 100.0) -> None:
         super().__init__()
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.log_scale = (
+            None if init_temperature is None else nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        )
         self.max_logit_scale = max_logit_scale
 
     @classmethod
@@ -68,9 +105,25 @@ class Objective(nn.Module):
         """Batch members this objective reads under `options` (default: `batch_members`)."""
         return cls.batch_members
 
+    @classmethod
+    def encode_images(cls, options: ObjectiveOptions) -> tuple[str, ...]:
+        """Batch keys of images whose features this objective reads (`outputs["features"][key]`)."""
+        return ()
+
+    @classmethod
+    def encode_texts(cls, options: ObjectiveOptions) -> tuple[str, ...]:
+        """Batch keys of texts whose features this objective reads (`outputs["features"][key]`)."""
+        return ()
+
     def logit_scale(self) -> torch.Tensor:
         """exp(log_scale), clamped at the maximum (no gradient pushes it further)."""
+        if self.log_scale is None:
+            raise AttributeError(f"{type(self).__name__} has no temperature")
         return self.log_scale.exp().clamp(max=self.max_logit_scale)
+
+    def log_metrics(self) -> dict[str, float]:
+        """Extra scalars to log at a log step (computed during the last forward)."""
+        return {}
 
     def forward(
         self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], model: nn.Module | None = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions, at_least_fp32
-from training.objectives.gather import all_gather_with_grad, world
+from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions, at_least_fp32
+from training.objectives.gather import all_gather_with_grad, gather_sizes, global_offset, share
 
 
 def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
@@ -45,13 +45,17 @@ class ClipObjective(Objective):
     needs = frozenset({"image_features", "text_features"})
     batch_members = ("jpg", "txt")
 
-    def __init__(self, options: ClipOptions, amp_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, options: ClipOptions, info: ModelInfo = ModelInfo()) -> None:
         super().__init__(options.init_temperature, options.max_logit_scale)
 
     def forward(
         self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None
     ) -> torch.Tensor:
         image, text = at_least_fp32(outputs["image_features"]), at_least_fp32(outputs["text_features"])
-        rank, _ = world()
-        image_all, text_all = all_gather_with_grad(image, text)
-        return clip_loss_local(image, text, image_all, text_all, self.logit_scale(), offset=rank * image.shape[0])
+        rows = image.shape[0]
+        sizes = gather_sizes(rows, image.device)
+        image_all, text_all = all_gather_with_grad(image, text, sizes=sizes)
+        loss = clip_loss_local(image, text, image_all, text_all, self.logit_scale(), global_offset(rows, sizes))
+        # the local mean weighted by this worker's share: exactly 1 with equal sizes; with unequal
+        # ones, data-parallel averaging then still gives the full-batch gradient (gather.py)
+        return loss * share(rows, sizes)

@@ -16,8 +16,15 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from training.objectives.base import OBJECTIVES, Objective, ObjectiveOptions, at_least_fp32
-from training.objectives.gather import all_gather_no_grad, all_gather_with_grad, world
+from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions, at_least_fp32
+from training.objectives.gather import (
+    all_gather_no_grad,
+    all_gather_with_grad,
+    gather_sizes,
+    global_offset,
+    share,
+    world,
+)
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 26
 
@@ -112,7 +119,7 @@ def filip_loss(
     FILIP Sec. 3.1.1), then gathered with gradient (open_clip's local loss), so that after
     data-parallel averaging the gradient is the single-process full-batch gradient.
     """
-    rank, size = world()
+    _, size = world()
     img, img_mask, txt, txt_mask = _prepare(
         image_tokens, image_mask, text_tokens, text_mask, token_fraction, similarity_dtype, chunk_elements
     )
@@ -120,12 +127,15 @@ def filip_loss(
         i2t, t2i = late_interaction(img, img_mask, txt, txt_mask, chunk_elements, both=True)
         labels = torch.arange(i2t.shape[0], device=i2t.device)
         return _symmetric_ce(logit_scale * at_least_fp32(i2t), logit_scale * at_least_fp32(t2i.T), labels)
-    img_all, txt_all = all_gather_with_grad(img, txt)
-    img_mask_all, txt_mask_all = all_gather_no_grad(img_mask), all_gather_no_grad(txt_mask)
+    rows = img.shape[0]
+    sizes = gather_sizes(rows, img.device)
+    img_all, txt_all = all_gather_with_grad(img, txt, sizes=sizes)
+    img_mask_all, txt_mask_all = all_gather_no_grad(img_mask, sizes=sizes), all_gather_no_grad(txt_mask, sizes=sizes)
     i2t, _ = late_interaction(img, img_mask, txt_all, txt_mask_all, chunk_elements)
     t2i, _ = late_interaction(txt, txt_mask, img_all, img_mask_all, chunk_elements)
-    labels = torch.arange(img.shape[0], device=img.device) + rank * img.shape[0]
-    return _symmetric_ce(logit_scale * at_least_fp32(i2t), logit_scale * at_least_fp32(t2i), labels)
+    labels = torch.arange(rows, device=img.device) + global_offset(rows, sizes)
+    loss = _symmetric_ce(logit_scale * at_least_fp32(i2t), logit_scale * at_least_fp32(t2i), labels)
+    return loss * share(rows, sizes)
 
 
 def _prepare(image_tokens, image_mask, text_tokens, text_mask, token_fraction, similarity_dtype, chunk_elements):
@@ -170,10 +180,10 @@ class FilipObjective(Objective):
     needs = frozenset({"image_tokens", "text_tokens"})
     batch_members = ("jpg", "txt")
 
-    def __init__(self, options: FilipOptions, amp_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, options: FilipOptions, info: ModelInfo = ModelInfo()) -> None:
         super().__init__(options.init_temperature, options.max_logit_scale)
         self.options = options
-        self.dtype = amp_dtype if options.similarity_dtype == "auto" else _DTYPES[options.similarity_dtype]
+        self.dtype = info.amp_dtype if options.similarity_dtype == "auto" else _DTYPES[options.similarity_dtype]
 
     def forward(
         self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None
