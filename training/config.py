@@ -7,6 +7,11 @@ Objectives are named in `objectives:` with a weight and options; each name is lo
 the config is loaded (naming the file and the key, e.g. `objectives.clip.options.init_temprature`),
 before Ray starts. The batch members a run reads are the ones its objectives declare
 (`objective_members`), checked against the dataset version's schema before training.
+
+Data comes from one version (`dataset: NAME@VERSION`) or a mixture of versions drawn by
+weight (`data.mixture: {NAME@VERSION: weight}`; FLAVA A.2: one source per batch, paired
+0.70, image-only 0.15, text-only 0.15 in the paper). Each objective runs on the batches of
+the modalities it declares (`Objective.modalities`).
 """
 
 from __future__ import annotations
@@ -43,12 +48,25 @@ class ObjectiveSpec(Config):
 
 
 class DataConfig(Config):
-    samples_per_epoch: int | None = None  # default: the version's sample count
-    num_workers: int = 2  # dataloader worker processes per Ray worker
+    # FLAVA A.2: {NAME@VERSION: weight}; each step draws one source for the whole batch
+    mixture: dict[str, float] = {}
+    samples_per_epoch: int | None = None  # default: the version's sample count (the first source's)
+    num_workers: int = 2  # dataloader worker processes per Ray worker (per source)
     caption_from: list[str] = ["txt"]  # members the caption is sampled from (FILIP: txt + bt.*)
+    image_from: str = "jpg"  # the member decoded as the model's `image` (DeCLIP: the view g0.jpg)
     # image members decoded at another size than the model's, by name pattern (local crops)
     image_sizes: dict[str, int] = {"l*.jpg": 96}
     shuffle_buffer: int = 256
+
+    @field_validator("mixture")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for ref, weight in v.items():
+            if "@" not in ref:
+                raise ValueError(f"mixture source {ref!r}: name a version as NAME@VERSION (or NAME@latest)")
+            if not weight > 0:
+                raise ValueError(f"mixture source {ref!r}: weight must be > 0, got {weight}")
+        return v
 
 
 class OptimConfig(Config):
@@ -89,7 +107,7 @@ class EvalConfig(Config):
 
 
 class TrainConfig(Config):
-    dataset: str
+    dataset: str | None = None  # NAME@VERSION; or data.mixture
     root: str = "./data"
     seed: int = 0
     steps: int = 1000
@@ -129,6 +147,8 @@ class TrainConfig(Config):
     def _check(self) -> TrainConfig:
         if not self.objectives:
             raise ValueError("objectives: name at least one objective, e.g. {clip: {weight: 1.0}}")
+        if (self.dataset is None) == (not self.data.mixture):
+            raise ValueError("name the data once: either dataset: NAME@VERSION or data.mixture: {NAME@VERSION: weight}")
         if self.model.unmasked_steps > self.steps:
             raise ValueError("model.unmasked_steps cannot exceed steps")
         return self
@@ -136,6 +156,10 @@ class TrainConfig(Config):
     def objective_options(self, name: str) -> Any:
         """The validated `Options` of objective `name`."""
         return OBJECTIVES.get(name).Options.model_validate(self.objectives[name].options)
+
+    def sources(self) -> dict[str, float]:
+        """The dataset versions trained on, with their sampling weights (one source: weight 1)."""
+        return dict(self.data.mixture) if self.data.mixture else {str(self.dataset): 1.0}
 
     def objective_members(self) -> dict[str, tuple[str, ...]]:
         """The batch members each configured objective reads (member names or patterns)."""

@@ -10,9 +10,11 @@ pass) until it has produced its quota of batches. Shards are read by `catalog.sh
 tokenisation and batching run inside the dataloader workers.
 
 What a batch carries is what the configured objectives declare (`BatchSpec.members`, see
-`training.objectives.base`): `image` (from `jpg`), `text` + `text_mask` (the caption,
-sampled uniformly from the members matching `data.caption_from`, FILIP Sec. 3.2) and every
-other declared member under its own name. `check_members` compares the declarations with
+`training.objectives.base`): `image` (from `data.image_from`, default `jpg`), `text` +
+`text_mask` (the caption, sampled uniformly from the members matching `data.caption_from`,
+FILIP Sec. 3.2) and every other declared member under its own name, plus `modality`. A
+version's modality (manifest `modality`: `pair`, `image` or `text`) decides which of
+`image` / `text` exist: an image-only batch has no caption, a text-only one no image. `check_members` compares the declarations with
 the version's manifest schema before training starts.
 
 Position: the stream is a pure function of (seed, rank, world, workers, batches consumed),
@@ -36,6 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from catalog import versions
 from catalog.errors import UserError
+from catalog.manifest import modality_of
 from catalog.shards import iter_samples
 from training import tokenizer
 from training.objectives.base import mask_key
@@ -58,10 +61,22 @@ class BatchSpec:
     caption_from: tuple[str, ...] = ("txt",)
     members: tuple[str, ...] = ()  # names or patterns beyond jpg/txt
     image_sizes: tuple[tuple[str, int], ...] = ()  # (pattern, size) for image members
+    modality: str = "pair"
+    image_from: str = "jpg"
+
+    @property
+    def has_image(self) -> bool:
+        return self.modality in ("pair", "image")
+
+    @property
+    def has_text(self) -> bool:
+        return self.modality in ("pair", "text")
 
     def read(self) -> tuple[str, ...]:
         """The shard members a sample must be read with (names or patterns)."""
-        return tuple(dict.fromkeys(("jpg", *self.caption_from, *self.members)))
+        image = (self.image_from,) if self.has_image else ()
+        text = self.caption_from if self.has_text else ()
+        return tuple(dict.fromkeys((*image, *text, *self.members)))
 
     def size_of(self, member: str) -> int:
         return next(
@@ -74,14 +89,19 @@ def batch_spec(
     caption_from: Iterable[str],
     declared: Mapping[str, Iterable[str]],
     image_sizes: Mapping[str, int] | None = None,
+    modality: str = "pair",
+    image_from: str = "jpg",
 ) -> BatchSpec:
-    """The BatchSpec of a run: `declared` = the batch members each objective reads."""
-    extra = [m for members in declared.values() for m in members if m not in MODEL_INPUTS]
+    """The BatchSpec of a run: `declared` = the batch members each objective reads (the
+    model's image member `image_from` is decoded once, as `image`)."""
+    extra = [m for members in declared.values() for m in members if m not in (*MODEL_INPUTS, image_from)]
     return BatchSpec(
         image_size=image_size,
         caption_from=tuple(caption_from),
         members=tuple(dict.fromkeys(extra)),
         image_sizes=tuple((image_sizes or {}).items()),
+        modality=modality,
+        image_from=image_from,
     )
 
 
@@ -89,11 +109,17 @@ def is_pattern(member: str) -> bool:
     return any(c in member for c in "*?[")
 
 
-def check_members(manifest: dict[str, Any], declared: Mapping[str, Iterable[str]], caption_from: Iterable[str]) -> None:
+def check_members(
+    manifest: dict[str, Any],
+    declared: Mapping[str, Iterable[str]],
+    caption_from: Iterable[str],
+    image_from: str = "jpg",
+) -> None:
     """Raise MissingMembers unless the version's schema has every declared member.
 
     `declared`: objective name -> members it reads (a pattern needs one matching member);
-    the caption needs one member matching `caption_from`.
+    a paired or text version's caption needs one member matching `caption_from`, a paired
+    or image version's image the member `image_from`.
     """
     keys = list(manifest.get("schema", {}).get("keys", []))
     ref = f"{manifest.get('dataset')}@{manifest.get('version')}"
@@ -101,14 +127,17 @@ def check_members(manifest: dict[str, Any], declared: Mapping[str, Iterable[str]
     def present(member: str) -> bool:
         return any(fnmatch.fnmatchcase(k, member) for k in keys) if is_pattern(member) else member in keys
 
+    modality = modality_of(manifest)
     problems = []
     for name, members in declared.items():
-        missing = [m for m in members if not present(m)]
+        missing = [m for m in members if m not in MODEL_INPUTS and not present(m)]  # jpg/txt: below
         if missing:
             problems.append(f"objective {name!r} reads {', '.join(missing)}")
     caption_from = list(caption_from)
-    if not any(present(p) for p in caption_from):
+    if modality != "image" and not any(present(p) for p in caption_from):
         problems.append(f"data.caption_from {caption_from} matches no member")
+    if modality != "text" and not present(image_from):
+        problems.append(f"data.image_from {image_from!r} is not a member")
     if problems:
         views = manifest.get("schema", {}).get("views", {})
         hint = (
@@ -182,15 +211,13 @@ def decode_batch(samples: list[dict[str, Any]], spec: BatchSpec, rng: random.Ran
     Declared members by kind: images -> float [B, 3, S, S]; txt -> token ids [B, L] and the
     padding mask under `mask_key(member)`; json -> list of objects; others -> list of bytes.
     """
-    captions = [pick_caption(s, spec.caption_from, rng) for s in samples]
-    text, text_mask = tokenizer.tokenize(captions)
-    batch: dict[str, Any] = {
-        "__key__": [s["__key__"] for s in samples],
-        "caption": captions,
-        "image": torch.stack([load_image(_member(s, "jpg"), spec.image_size) for s in samples]),
-        "text": text,
-        "text_mask": text_mask,
-    }
+    batch: dict[str, Any] = {"__key__": [s["__key__"] for s in samples], "modality": spec.modality}
+    if spec.has_text:
+        captions = [pick_caption(s, spec.caption_from, rng) for s in samples]
+        batch["caption"] = captions
+        batch["text"], batch["text_mask"] = tokenizer.tokenize(captions)
+    if spec.has_image:
+        batch["image"] = torch.stack([load_image(_member(s, spec.image_from), spec.image_size) for s in samples])
     for member in spec.members:
         picked = [_pick(s, member, rng) for s in samples]
         kinds = {_kind(name) for name, _ in picked}

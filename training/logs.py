@@ -31,11 +31,31 @@ class RunLog:
         self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
         self.jsonl.flush()
         for key, value in metrics.items():
-            self.tb.add_scalar(key, value, step)
+            if isinstance(value, int | float):  # not the step's source name
+                self.tb.add_scalar(key, value, step)
 
     def close(self) -> None:
         self.tb.close()
         self.jsonl.close()
+
+
+def postfix(metrics: dict[str, Any]) -> dict[str, str]:
+    """The progress line: total loss, each objective that ran as `loss x weight @ forward ms`,
+    throughput and step time."""
+    out = {"loss": f"{metrics['loss/total']:.3f}"}
+    for key, value in metrics.items():
+        if key.startswith("loss/") and key != "loss/total":
+            name = key[len("loss/") :]
+            weight, ms = metrics.get(f"weight/{name}"), metrics.get(f"time_ms/{name}")
+            out[name] = (
+                f"{value:.3f}"
+                + (f"x{weight:g}" if weight is not None else "")
+                + (f"@{ms:.0f}ms" if ms is not None else "")
+            )
+    out["samples/s"] = f"{metrics['samples_per_s']:.0f}"
+    if "step_ms" in metrics:
+        out["ms/step"] = f"{metrics['step_ms']:.0f}"
+    return out
 
 
 class MetricsBar:
@@ -95,7 +115,5 @@ class MetricsBar:
             self.bar.reset(total=self.total)
             self.bar.initial = self.bar.n = self.bar.last_print_n = int(metrics["step"]) - 1
         self.last = metrics
-        self.bar.set_postfix(
-            {"loss": f"{metrics['loss/total']:.3f}", "samples/s": f"{metrics['samples_per_s']:.0f}"}, refresh=False
-        )
+        self.bar.set_postfix(postfix(metrics), refresh=False)
         self.bar.update(int(metrics["step"]) - self.bar.n)  # may go back: a restarted attempt repeats steps

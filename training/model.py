@@ -5,6 +5,18 @@ linear projections and L2-normalised (CLIP: pooled; FILIP Sec. 3.1.1: tokens). F
 (Li et al. 2023): during training a share `mask_ratio` of image patches is dropped at
 random per sample before the transformer; `set_masking(False)` turns it off for the
 unmasked tuning phase and for evaluation. Size presets are JSON files found by name.
+
+Passes beyond CLIP's, for the self-supervised objectives:
+- `text_pass(text, causal=False)`: the text tower without the causal mask, padding keys
+  masked (BERT-style bidirectional context for masked language modelling: DeCLIP §3.3
+  "Self-Supervision within each modality"; DeCLIP's public code runs MLM through the
+  causal tower, so a masked token sees only its left context).
+- `masked_image_pass(image, mask, mask_token)`: BEiT-style masked image modelling input
+  (FLAVA A.1 MIM): the embeddings of masked patches are replaced by a learned mask token
+  before the position embeddings are added; no patch dropout.
+- A causal pass over captions shorter than the context runs only up to the longest
+  caption's end-of-text token: with a causal mask, earlier positions never see later ones,
+  so the pooled feature and every real token are unchanged, at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -89,15 +101,68 @@ class DualEncoder(nn.Module):
         self.visual.set_grad_checkpointing(enabled)
         self.text.set_grad_checkpointing(enabled)
 
+    @property
+    def vision_width(self) -> int:
+        return self.visual.conv1.out_channels
+
+    @property
+    def text_width(self) -> int:
+        return self.text.width
+
+    @property
+    def patch_size(self) -> int:
+        return self.visual.conv1.kernel_size[0]
+
     def encode_image(self, image: torch.Tensor, tokens: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         pooled, toks = self.visual(image)
         feats = F.normalize(pooled, dim=-1)
         return feats, (F.normalize(toks @ self.visual.proj, dim=-1) if tokens else None)
 
     def encode_text(self, text: torch.Tensor, tokens: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        pooled, toks = self.text(text)
+        pooled, toks = self.text_pass(text, causal=True, trim=not tokens)
         feats = F.normalize(pooled, dim=-1)
         return feats, (F.normalize(toks @ self.text.text_projection, dim=-1) if tokens else None)
+
+    def text_pass(
+        self, text: torch.Tensor, causal: bool = True, trim: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled output in the joint space [B, E] unnormalised, final-LN token states [B, L, W]).
+
+        `causal=False`: full attention among real tokens (padding keys masked). `trim` (causal
+        only): run up to the longest caption's end-of-text token (tokens come back trimmed).
+        """
+        t = self.text
+        eot = (text == t.eos_id).int().argmax(dim=-1)
+        if causal and trim:
+            text = text[:, : int(eot.max()) + 1]
+        seq = text.shape[1]
+        x = t.token_embedding(text) + t.positional_embedding[:seq]
+        if causal:
+            attn = t.attn_mask[:seq, :seq].to(x.dtype)
+        else:
+            real = torch.arange(seq, device=text.device)[None] <= eot[:, None]
+            attn = torch.zeros(text.shape[0], 1, seq, seq, dtype=x.dtype, device=x.device)
+            attn = attn.masked_fill(~real[:, None, None, :], float("-inf"))
+            attn = attn.expand(-1, t.heads, -1, -1).reshape(-1, seq, seq)
+        x = t.ln_final(t.transformer(x, attn_mask=attn))
+        pooled = x[torch.arange(x.shape[0], device=x.device), eot] @ t.text_projection
+        return pooled, x
+
+    def image_pass(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled output in the joint space [B, E] unnormalised, token states [B, N, W])."""
+        return self.visual(image)
+
+    def masked_image_pass(self, image: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor) -> torch.Tensor:
+        """Patch token states [B, grid*grid, W] of `image` with the patches in `mask` [B, grid*grid]
+        replaced by `mask_token` [W] before the position embeddings (BEiT; FLAVA A.1 MIM)."""
+        v = self.visual
+        x = v.conv1(image)
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+        x = torch.where(mask[..., None], mask_token.to(x.dtype).expand_as(x), x)
+        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype)
+        x = v.ln_post(v.transformer(v.ln_pre(x)))
+        return x[:, 1:]
 
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, needs: frozenset[str] = OUTPUTS

@@ -33,13 +33,16 @@ import ray.train
 import ray.train.torch
 import torch
 
-from catalog import console, storage
+from catalog import console, storage, versions
 from catalog.errors import UserError
+from catalog.manifest import modality_of
 from catalog.raysession import ray_session
 from training.config import TrainConfig
-from training.data import ShardStream, check_members, make_loader, resolve_shards
+from training.data import check_members, resolve_shards
 from training.evaluate import retrieval
 from training.logs import MetricsBar, RunLog
+from training.mixture import Mixture, Source
+from training.objectives import OBJECTIVES
 from training.optim import build_optimizer, build_schedule, peak_lr
 from training.trainee import AMP_DTYPES, Trainee, build_trainee, run_batch_spec
 
@@ -67,20 +70,54 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def run_sources(cfg: TrainConfig, image_size: int) -> list[Source]:
+    """The run's dataset versions (one, or the mixture), each with what its batches carry."""
+    out = []
+    for ref, weight in cfg.sources().items():
+        manifest, urls = resolve_shards(cfg.root, ref)
+        modality = modality_of(manifest)
+        out.append(
+            Source(
+                ref=f"{manifest['dataset']}@{manifest['version']}",
+                weight=weight,
+                urls=tuple(urls),
+                samples=cfg.data.samples_per_epoch or manifest["samples"],
+                spec=run_batch_spec(cfg, image_size, modality),
+            )
+        )
+    return out
+
+
+def visual_tokenizer_for(cfg: TrainConfig, manifests: dict[str, dict[str, Any]]) -> torch.nn.Module | None:
+    """The visual tokenizer the objectives need (flava_mim), or None: the configured one, else
+    the codebook recorded for the run's image-only source (or its first source)."""
+    wanting = [n for n in cfg.objectives if getattr(OBJECTIVES.get(n), "uses_visual_tokenizer", False)]
+    if not wanting:
+        return None
+    from training.visual_tokenizer import load_visual_tokenizer
+
+    spec = next((cfg.objective_options(n).tokenizer for n in wanting if cfg.objective_options(n).tokenizer), None)
+    if spec is None:
+        refs = list(manifests)
+        spec = next((r for r in refs if modality_of(manifests[r]) == "image"), refs[0])
+    return load_visual_tokenizer(cfg.root, spec)
+
+
 def worker_loop(config: dict[str, Any]) -> None:
     cfg = TrainConfig.model_validate(config["train"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    manifests = {ref: versions.load_manifest(cfg.root, ref) for ref in cfg.sources()}
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    trainee = build_trainee(cfg).to(device)
+    trainee = build_trainee(cfg, visual_tokenizer_for(cfg, manifests)).to(device)
     global_batch = cfg.batch_size * world
     optimizer = build_optimizer({"trainee": trainee}, cfg.optim, peak_lr(cfg.optim, global_batch))
     scheduler = build_schedule(optimizer, cfg.schedule, cfg.steps)
     amp_dtype = AMP_DTYPES[cfg.precision]
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
 
-    step, history = 0, {"first_loss": None}
+    step, history, saved_data = 0, {"first_loss": None}, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
@@ -90,7 +127,7 @@ def worker_loop(config: dict[str, Any]) -> None:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            step, history = state["step"], state["history"]
+            step, history, saved_data = state["step"], state["history"], state.get("data")
             rng_file = os.path.join(d, f"rng-rank{rank}.pt")
             if os.path.exists(rng_file):
                 set_rng_state(torch.load(rng_file, weights_only=False))
@@ -99,31 +136,33 @@ def worker_loop(config: dict[str, Any]) -> None:
         np.random.seed(cfg.seed + rank)
         torch.manual_seed(cfg.seed + rank)  # per-rank masking / dropout randomness
 
+    sources = run_sources(cfg, trainee.model.image_size)
     model: torch.nn.Module = trainee
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
-            trainee, device_ids=[device.index] if device.type == "cuda" else None
+            trainee,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # unimodal batches leave a tower (and the other modality's objectives) unused
+            find_unused_parameters=len({s.modality for s in sources}) > 1,
+            broadcast_buffers=False,  # queues are filled identically everywhere (all-gathered)
         )
-
-    _, urls = resolve_shards(cfg.root, cfg.dataset)
-    stream = ShardStream(
-        urls,
-        run_batch_spec(cfg, trainee.model.image_size),
+    mixture = Mixture(
+        sources,
         cfg.batch_size,
-        config["samples_per_epoch"],
         rank=rank,
         world=world,
         num_workers=cfg.data.num_workers,
         seed=cfg.seed,
-        start_batch=step,
+        start_step=step,
         shuffle_buffer=cfg.data.shuffle_buffer,
     )
+    mixture.check_resumed(saved_data)
     log = RunLog(config["log_dir"]) if rank == 0 else None
     start_step, t_start, t_last, last_logged = step, time.perf_counter(), time.perf_counter(), step
     trainee.train()
-    for batch in make_loader(stream):
-        if step >= cfg.steps:
-            break
+    batches = iter(mixture)
+    while step < cfg.steps:
+        source, batch = next(batches)  # the mixture's state stays that of `step` at every save
         trainee.model.set_masking(step < cfg.steps - cfg.model.unmasked_steps)
         batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -143,34 +182,52 @@ def worker_loop(config: dict[str, Any]) -> None:
             metrics = {
                 "loss/total": total.item(),
                 "lr": lr,
-                "epoch": step // stream.batches_per_epoch,
+                "epoch": step // mixture.batches_per_epoch,
                 "samples_per_s": (step - last_logged) * global_batch / max(now - t_last, 1e-9),
+                "step_ms": (now - t_last) * 1e3 / max(1, step - last_logged),
+                "source": source.ref,
             }
             for name, loss in losses.items():
+                objective = trainee.objectives[name]
                 metrics[f"loss/{name}"] = loss.item()
-                metrics[f"temperature/{name}"] = 1.0 / trainee.objectives[name].logit_scale().item()
+                metrics[f"weight/{name}"] = trainee.weights[name]
+                metrics[f"time_ms/{name}"] = trainee.times_ms.get(name, 0.0)
+                if objective.log_scale is not None:
+                    metrics[f"temperature/{name}"] = 1.0 / objective.logit_scale().item()
+            metrics["time_ms/encode"] = trainee.times_ms.get("encode", 0.0)
+            metrics.update(trainee.log_metrics())
+            for ref, n in mixture.state().positions.items():
+                metrics[f"samples/{ref}"] = n * global_batch
             t_last, last_logged = now, step
             if history["first_loss"] is None:
                 history["first_loss"] = metrics["loss/total"]
             history["last_loss"] = metrics["loss/total"]
+            history.setdefault("losses", {}).update({n: metrics[f"loss/{n}"] for n in losses})
+            history.setdefault("first_losses", {})
+            for n in losses:
+                history["first_losses"].setdefault(n, metrics[f"loss/{n}"])
             if log is not None:
                 log.step(step, metrics)
         if step % cfg.checkpoint.every_steps == 0 and step < cfg.steps:
-            _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world)
+            _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world, mixture)
     summary = {
         "step": step,
         "steps_this_attempt": step - start_step,
         "first_loss": history["first_loss"],
         "last_loss": history.get("last_loss"),
+        "first_losses": history.get("first_losses", {}),
+        "last_losses": history.get("losses", {}),
+        "samples_per_source": {ref: n * global_batch for ref, n in mixture.state().positions.items()},
         "wall_s_this_attempt": time.perf_counter() - t_start,
         "samples_per_s": (step - start_step) * global_batch / max(time.perf_counter() - t_start, 1e-9),
     }
+    summary.update({k: v for k, v in trainee.log_metrics().items() if k.startswith("collapse")})
     if cfg.eval.dataset and rank == 0:
         summary["eval"] = retrieval(trainee.model, cfg.root, cfg.eval.dataset, cfg.eval.samples, device)
     if log is not None:
         log.close()
     if step > start_step:  # the final checkpoint carries the summary (Result.metrics)
-        _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world, {"summary": summary})
+        _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world, mixture, {"summary": summary})
     else:  # an already finished run: nothing new to save
         ray.train.report({})
 
@@ -185,6 +242,7 @@ def _save(
     history: dict,
     rank: int,
     world: int,
+    mixture: Mixture,
     metrics: dict[str, Any] | None = None,
 ) -> None:
     with tempfile.TemporaryDirectory() as d:
@@ -199,6 +257,7 @@ def _save(
                     "step": step,
                     "history": history,
                     "data_position": {"batches_per_rank": step, "world": world},
+                    "data": mixture.state().to_dict(),  # sampler state and each source's position
                     "config": cfg.to_dict(),
                 },
                 os.path.join(d, STATE_FILE),
@@ -251,22 +310,55 @@ def _cause(exc: BaseException) -> str:
     return found[-1] if found else (lines[0] if lines else type(exc).__name__)
 
 
-def check_run(cfg: TrainConfig) -> tuple[dict[str, Any], list[str]]:
-    """What can be checked before Ray starts: the dataset (and eval) versions exist and have
-    every member the objectives read. Returns the training version's manifest and shards."""
-    manifest, urls = resolve_shards(cfg.root, cfg.dataset)  # VersionNotFound names what exists
-    check_members(manifest, cfg.objective_members(), cfg.data.caption_from)
-    per_epoch = cfg.data.samples_per_epoch or manifest["samples"]
+def check_run(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """What can be checked before Ray starts: the dataset versions (and the eval one) exist,
+    each source has every member the objectives running on its modality read, every source
+    trains some objective and every objective gets batches, and the visual tokenizer (when
+    an objective needs one) loads. Returns each source's manifest by resolved NAME@N."""
+    manifests: dict[str, dict[str, Any]] = {}
     per_batch_round = cfg.run.workers * max(1, cfg.data.num_workers) * cfg.batch_size
-    if per_epoch < per_batch_round:
-        raise RunFailed(
-            f"run {cfg.run.name!r}: an epoch of {per_epoch} samples ({cfg.dataset}) is less than one batch per loader "
-            f"worker: run.workers={cfg.run.workers} x data.num_workers={cfg.data.num_workers} x batch_size={cfg.batch_size}"
-        )
+    members = cfg.objective_members()
+    for ref in cfg.sources():
+        manifest, _ = resolve_shards(cfg.root, ref)  # VersionNotFound names what exists
+        resolved, modality = f"{manifest['dataset']}@{manifest['version']}", modality_of(manifest)
+        runs = {n: m for n, m in members.items() if modality in OBJECTIVES.get(n).modalities}
+        if not runs:
+            raise RunFailed(
+                f"dataset {resolved} is {modality}-only data, but no configured objective trains on {modality} "
+                f"batches ({', '.join(cfg.objectives)})"
+            )
+        check_members(manifest, runs, cfg.data.caption_from, cfg.data.image_from)
+        per_epoch = cfg.data.samples_per_epoch or manifest["samples"]
+        if per_epoch < per_batch_round:
+            raise RunFailed(
+                f"run {cfg.run.name!r}: an epoch of {per_epoch} samples ({resolved}) is less than one batch per "
+                f"loader worker: run.workers={cfg.run.workers} x data.num_workers={cfg.data.num_workers} x "
+                f"batch_size={cfg.batch_size}"
+            )
+        manifests[resolved] = manifest
+    have = {modality_of(m) for m in manifests.values()}
+    for name in cfg.objectives:
+        wants = OBJECTIVES.get(name).modalities
+        if not wants & have:
+            raise RunFailed(
+                f"objective {name!r} trains on {'/'.join(sorted(wants))} batches, but the run's data is "
+                f"{'/'.join(sorted(have))} (add such a source to data.mixture)"
+            )
+    visual_tokenizer_for(cfg, manifests)  # a missing codebook fails here, naming the command that builds it
     if cfg.eval.dataset:
         held_out, _ = resolve_shards(cfg.root, cfg.eval.dataset)
         check_members(held_out, {"eval": ("jpg", "txt")}, ["txt"])
-    return manifest, urls
+    return manifests
+
+
+def resolve_sources(cfg: TrainConfig, manifests: dict[str, dict[str, Any]]) -> TrainConfig:
+    """The config with its data refs pinned to the versions resolved now (NAME@latest -> NAME@N),
+    so every worker and every restarted attempt reads the same versions."""
+    pinned = list(manifests)
+    if cfg.data.mixture:
+        mixture = dict(zip(pinned, cfg.data.mixture.values(), strict=True))
+        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"mixture": mixture})})
+    return cfg.model_copy(update={"dataset": pinned[0]})
 
 
 def launch(cfg: TrainConfig) -> dict[str, Any]:
@@ -274,8 +366,8 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
     cfg = cfg.resolved()
     root = cfg.root if storage.is_remote(cfg.root) else os.path.abspath(cfg.root)
     cfg = cfg.model_copy(update={"root": root})
-    manifest, _ = check_run(cfg)
-    samples_per_epoch = cfg.data.samples_per_epoch or manifest["samples"]
+    manifests = check_run(cfg)
+    cfg = resolve_sources(cfg, manifests)
     log_dir = os.path.abspath(os.path.join(cfg.run.log_dir, cfg.run.name))
     log_path = os.path.join(log_dir, LOG_FILE)
     os.makedirs(log_dir, exist_ok=True)
@@ -286,7 +378,7 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
         _check_resources(cfg)
         trainer = ray.train.torch.TorchTrainer(
             worker_loop,
-            train_loop_config={"train": cfg.to_dict(), "samples_per_epoch": samples_per_epoch, "log_dir": log_dir},
+            train_loop_config={"train": cfg.to_dict(), "log_dir": log_dir},
             torch_config=ray.train.torch.TorchConfig(backend="nccl" if cfg.run.use_gpu else "gloo"),
             scaling_config=ray.train.ScalingConfig(
                 num_workers=cfg.run.workers,
@@ -311,7 +403,8 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
             summary = dict(result.metrics.get("summary", {}))
             bar.finish(summary.get("step", result.metrics.get("step", 0)))
     summary.update(
-        dataset=f"{manifest['dataset']}@{manifest['version']}",
+        dataset=", ".join(manifests),
+        sources={ref: weight for ref, weight in cfg.sources().items()},
         run=cfg.run.name,
         objectives={n: s.weight for n, s in cfg.objectives.items()},
         checkpoint=result.checkpoint.path if result.checkpoint else None,

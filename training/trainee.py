@@ -1,52 +1,181 @@
 """The trained unit: the dual encoder plus its weighted objectives (one module, so DDP
-averages every gradient, temperatures included, and one state_dict holds it all).
+averages every gradient, temperatures and objective heads included, and one state_dict
+holds it all: queues, pointers and the visual tokenizer too).
 
-The model encodes the batch's `image` and `text`; every objective gets the model outputs,
-the whole batch (the members it declared included, see `training.objectives.base`) and
-the model, to encode the views it reads.
+Per step the trainee runs the objectives that accept the batch's modality (`pair`,
+`image`, `text`; `Objective.modalities`). It first encodes, once, every input those
+objectives read: the model's `image`/`text` and every view they request
+(`encode_images` / `encode_texts`), inputs of the same shape concatenated into one pass
+(DeCLIP's image and its view go through the ViT together, the caption and its EDA view
+through the text tower together). Every objective then gets the outputs, the batch and
+the model. Forward time per objective (its own passes and loss) is kept for the logs.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from training import tokenizer
 from training.config import TrainConfig
 from training.data import BatchSpec, batch_spec
 from training.model import DualEncoder, build_model
-from training.objectives import OBJECTIVES, Objective
+from training.objectives import OBJECTIVES, ModelInfo, Objective
+from training.objectives.base import mask_key
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+TOKEN_OUTPUTS = frozenset({"image_tokens", "text_tokens"})
 
 
-def build_objectives(cfg: TrainConfig) -> dict[str, Objective]:
+def model_info(model: DualEncoder, cfg: TrainConfig, visual_tokenizer: nn.Module | None = None) -> ModelInfo:
+    tok = tokenizer.tokenizer()
+    return ModelInfo(
+        embed_dim=model.embed_dim,
+        vision_width=model.vision_width,
+        text_width=model.text_width,
+        vocab_size=tokenizer.vocab_size(),
+        image_size=model.image_size,
+        patch_size=model.patch_size,
+        mask_id=tokenizer.mask_id(),
+        special_ids=(0, tok.sot_token_id, tok.eot_token_id),
+        amp_dtype=AMP_DTYPES[cfg.precision],
+        visual_tokenizer=visual_tokenizer,
+    )
+
+
+def build_objectives(cfg: TrainConfig, info: ModelInfo) -> dict[str, Objective]:
     """Objectives named in the config (names and options were validated with the config)."""
-    return {
-        name: OBJECTIVES.get(name)(cfg.objective_options(name), amp_dtype=AMP_DTYPES[cfg.precision])
-        for name in cfg.objectives
-    }
+    return {name: OBJECTIVES.get(name)(cfg.objective_options(name), info) for name in cfg.objectives}
 
 
 class Trainee(nn.Module):
-    def __init__(self, model: DualEncoder, objectives: dict[str, Objective], weights: dict[str, float]) -> None:
+    def __init__(
+        self,
+        model: DualEncoder,
+        objectives: dict[str, Objective],
+        weights: dict[str, float],
+        options: dict[str, object] | None = None,
+        image_from: str = "jpg",
+    ) -> None:
         super().__init__()
         self.model = model
         self.objectives = nn.ModuleDict(objectives)
         self.weights = dict(weights)
-        self.needs = frozenset().union(*(o.needs for o in objectives.values()))
+        self.image_alias = image_from  # the member decoded as `image`: requests for it read `image`
+        options = options or {name: type(o).Options() for name, o in objectives.items()}
+        self.requests = {
+            name: (type(o).encode_images(options[name]), type(o).encode_texts(options[name]))
+            for name, o in objectives.items()
+        }
+        self.times_ms: dict[str, float] = {}
+
+    def active(self, modality: str) -> list[str]:
+        return [name for name, o in self.objectives.items() if modality in o.modalities]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        outputs = self.model(batch["image"], batch["text"], batch["text_mask"], needs=self.needs)
-        losses = {name: obj(outputs, batch, self.model) for name, obj in self.objectives.items()}
+        names = self.active(batch.get("modality", "pair"))
+        start = time.perf_counter()
+        outputs = self.encode(batch, names)
+        self.times_ms = {"encode": (time.perf_counter() - start) * 1e3}
+        losses = {}
+        for name in names:
+            start = time.perf_counter()
+            losses[name] = self.objectives[name](outputs, batch, self.model)
+            self.times_ms[name] = (time.perf_counter() - start) * 1e3
         total = sum(self.weights[name] * loss for name, loss in losses.items())
         return total, losses
 
+    def encode(self, batch: dict[str, torch.Tensor], names: Iterable[str]) -> dict:
+        """Every input the active objectives read, each encoded once (see the module docstring)."""
+        names = list(names)
+        needs = frozenset().union(*(self.objectives[n].needs for n in names))
+        image_keys, text_keys = [], []
+        if needs & {"image_features", "image_tokens"}:
+            image_keys.append("image")
+        if needs & {"text_features", "text_tokens"}:
+            text_keys.append("text")
+        for n in names:
+            images, texts = self.requests[n]
+            image_keys += ["image" if k == self.image_alias else k for k in images]
+            text_keys += texts
+        image_keys, text_keys = list(dict.fromkeys(image_keys)), list(dict.fromkeys(text_keys))
+        pooled: dict[str, torch.Tensor] = {}
+        outputs: dict = {"pooled": pooled}
+        for group in _same_shape(batch, image_keys):
+            out, toks = self.model.image_pass(torch.cat([batch[k] for k in group]))
+            for k, part in zip(group, out.split([batch[k].shape[0] for k in group]), strict=True):
+                pooled[k] = part
+            if "image_tokens" in needs and "image" in group:
+                rows = batch["image"].shape[0]
+                start = sum(batch[k].shape[0] for k in group[: group.index("image")])
+                outputs["image_tokens"] = F.normalize(toks[start : start + rows] @ self.model.visual.proj, dim=-1)
+        want_text_tokens = "text_tokens" in needs
+        for group in _same_shape(batch, text_keys):
+            ids = torch.cat([batch[k] for k in group])
+            out, toks = self.model.text_pass(ids, causal=True, trim=not (want_text_tokens and "text" in group))
+            for k, part in zip(group, out.split([batch[k].shape[0] for k in group]), strict=True):
+                pooled[k] = part
+            if want_text_tokens and "text" in group:
+                rows = batch["text"].shape[0]
+                start = sum(batch[k].shape[0] for k in group[: group.index("text")])
+                outputs["text_tokens"] = F.normalize(toks[start : start + rows] @ self.model.text.text_projection, -1)
+        features = {k: F.normalize(v, dim=-1) for k, v in pooled.items()}
+        if self.image_alias != "image" and "image" in features:
+            features[self.image_alias], pooled[self.image_alias] = features["image"], pooled["image"]
+        outputs["features"] = features
+        if "image" in features:
+            outputs["image_features"] = features["image"]
+        if "text" in features:
+            outputs["text_features"] = features["text"]
+        if "text_mask" in batch:
+            outputs["text_mask"] = batch["text_mask"]
+        return outputs
 
-def build_trainee(cfg: TrainConfig) -> Trainee:
+    def log_metrics(self) -> dict[str, float]:
+        out = {}
+        for name, objective in self.objectives.items():
+            for key, value in objective.log_metrics().items():
+                out[f"{key}/{name}"] = value
+        return out
+
+
+def _same_shape(batch: dict[str, torch.Tensor], keys: list[str]) -> list[list[str]]:
+    """`keys` grouped by the shape of one row (so each group concatenates into one pass)."""
+    groups: dict[tuple, list[str]] = {}
+    for k in keys:
+        if k not in batch:
+            raise KeyError(f"an objective reads batch member {k!r}, which this batch lacks")
+        groups.setdefault(tuple(batch[k].shape[1:]), []).append(k)
+    return list(groups.values())
+
+
+def build_trainee(cfg: TrainConfig, visual_tokenizer: nn.Module | None = None) -> Trainee:
     model = build_model(cfg.model.preset, cfg.model.embed_dim, cfg.model.mask_ratio, cfg.model.grad_checkpointing)
-    return Trainee(model, build_objectives(cfg), {n: s.weight for n, s in cfg.objectives.items()})
+    options = {name: cfg.objective_options(name) for name in cfg.objectives}
+    return Trainee(
+        model,
+        build_objectives(cfg, model_info(model, cfg, visual_tokenizer)),
+        {n: s.weight for n, s in cfg.objectives.items()},
+        options,
+        image_from=cfg.data.image_from,
+    )
 
 
-def run_batch_spec(cfg: TrainConfig, image_size: int) -> BatchSpec:
-    """What the run's batches carry: the model inputs and every member its objectives declare."""
-    return batch_spec(image_size, cfg.data.caption_from, cfg.objective_members(), cfg.data.image_sizes)
+def run_batch_spec(cfg: TrainConfig, image_size: int, modality: str = "pair") -> BatchSpec:
+    """What the run's batches of `modality` carry: the model inputs and every member the
+    objectives running on that modality declare."""
+    declared = {
+        name: members
+        for name, members in cfg.objective_members().items()
+        if modality in OBJECTIVES.get(name).modalities
+    }
+    return batch_spec(
+        image_size, cfg.data.caption_from, declared, cfg.data.image_sizes, modality, image_from=cfg.data.image_from
+    )
+
+
+__all__ = ["AMP_DTYPES", "Trainee", "build_trainee", "mask_key", "model_info", "run_batch_spec"]

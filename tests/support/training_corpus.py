@@ -2,7 +2,7 @@
 
 Each image holds one shape of a colour at a position on a plain background, resized to
 shorter side 256; the caption names all three, and a paraphrase stands in for the
-back-translation view (`bt.spa.txt`). Views g0/l0/eda0 are written when asked for; the
+back-translation view (`bt.spa.txt`). Views g0/g1/l0/eda0 are written when asked for; the
 manifest declares every view member written.
 """
 
@@ -13,6 +13,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from catalog import storage
+from catalog.keys import sample_key
+from catalog.publish import publish_version
+from catalog.shards import write_shard
+from catalog.synthetic import funnel_for
+from catalog.versions import version_numbers
 from support.versions import jpeg, sample_members
 from support.versions import write_version as publish
 
@@ -79,13 +85,43 @@ def write_version(
             extra.update(
                 {
                     "g0.jpg": jpeg(img.transpose(Image.FLIP_LEFT_RIGHT)),
+                    "g1.jpg": jpeg(img.crop((16, 16, 240, 240))),
                     "l0.jpg": jpeg(img.crop((0, 0, 128, 128))),
                     "eda0.txt": caption.replace(" the ", " ").encode(),
                 }
             )
         samples.append((url, sample_members(url, jpeg(img), caption, extra)))
     declared = {
-        "image": ["g0.jpg", "l0.jpg"] if views else [],
+        "image": ["g0.jpg", "g1.jpg", "l0.jpg"] if views else [],
         "text": (["bt.spa.txt"] if back_translation else []) + (["eda0.txt"] if views else []),
     }
     return publish(root, dataset, samples, per_shard=per_shard, views=declared)
+
+
+def write_unimodal(root: str | Path, dataset: str, modality: str, n: int, seed: int, per_shard: int = 100) -> dict:
+    """The next version of `dataset` with only images (`modality="image"`: jpg + json) or only
+    captions (`"text"`: txt + json) of the shapes corpus; the manifest records the modality."""
+    root = str(root)
+    version = (version_numbers(root, dataset) or [0])[-1] + 1
+    rows = make_pairs(n, seed)
+    shards = []
+    for i, start in enumerate(range(0, n, per_shard)):
+        samples = []
+        for url, img, caption, _ in rows[start : start + per_shard]:
+            members = sample_members(url, jpeg(img), caption)
+            members.pop("txt" if modality == "image" else "jpg")
+            samples.append((sample_key(url), members.items()))
+        path = f"v{version}/shards/shard-{i:06d}.tar"
+        shards.append({"path": path, **write_shard(storage.join(root, dataset, path), samples)})
+    sources = [{"uri": f"test://{dataset}/v{version}", "rows": n, "sha256": "0" * 64}]
+    return publish_version(
+        root,
+        dataset,
+        version,
+        shards,
+        funnel=funnel_for(n, {}),
+        config={},
+        sources=sources,
+        code="test",
+        modality=modality,
+    )

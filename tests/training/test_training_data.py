@@ -70,7 +70,7 @@ def test_views_are_decoded_only_when_declared(corpus):
     _, urls = resolve_shards(corpus, "shapes@1")
     spec = BatchSpec(image_size=32)
     batch = next(iter(make_loader(ShardStream(urls, spec, batch_size=4, samples_per_epoch=96, num_workers=0))))
-    assert set(batch) == {"__key__", "caption", "image", "text", "text_mask"}
+    assert set(batch) == {"__key__", "caption", "image", "modality", "text", "text_mask"}
     sample = next(raw_samples(urls, spec.read()))
     assert set(sample) == {"__key__", "__url__", "jpg", "txt"}  # views are not even read
 
