@@ -48,7 +48,7 @@ def test_tarfile_tar_webdataset_and_iter_samples_agree(shard) -> None:
     ]
     assert theirs == ours
     first = ours[0][1]
-    assert list(first) == ["jpg", "txt", "json", "bt.spa.txt", "g0.jpg", "l0.jpg", "eda0.txt"]  # docs/formats.md order
+    assert list(first) == ["jpg", "txt", "json", "bt.spa.txt", "g0.jpg", "g1.jpg", "l0.jpg", "eda0.txt"]  # docs/formats.md order
     meta = json.loads(first["json"])
     assert {
         "url",
@@ -64,7 +64,7 @@ def test_tarfile_tar_webdataset_and_iter_samples_agree(shard) -> None:
     } <= set(meta)
     assert manifest["schema"] == {
         "keys": sorted(first),
-        "views": {"image": ["g0.jpg", "l0.jpg"], "text": ["bt.spa.txt", "eda0.txt"]},
+        "views": {"image": ["g0.jpg", "g1.jpg", "l0.jpg"], "text": ["bt.spa.txt", "eda0.txt"]},
     }
 
 
@@ -74,7 +74,7 @@ def test_member_selection_by_name_and_pattern(shard) -> None:
     picked = list(iter_samples(uri, members=("jpg", "bt.*", "*.jpg")))
     assert [k for k, _ in picked] == [k for k, _ in full]
     for (_, everything), (_, some) in zip(full, picked):
-        assert list(some) == ["jpg", "bt.spa.txt", "g0.jpg", "l0.jpg"]
+        assert list(some) == ["jpg", "bt.spa.txt", "g0.jpg", "g1.jpg", "l0.jpg"]
         assert all(some[m] == everything[m] for m in some)
     assert all(members == {} for _, members in iter_samples(uri, members=()))
 
