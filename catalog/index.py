@@ -173,8 +173,12 @@ class CatalogIndex:
         return [r["dataset"] for r in self._rows("SELECT DISTINCT dataset FROM versions ORDER BY dataset")]
 
     def versions(self, dataset: str | None = None) -> list[dict[str, Any]]:
-        """Summary rows (no manifest body), by dataset then version."""
-        sql = "SELECT dataset, version, created, samples, n_in, kept, n_shards, bytes, parents, code_version FROM versions"
+        """Summary rows (no manifest body), by dataset then version; `modality` is the
+        manifest's ("pair" when it has none, as `catalog.manifest.modality_of` reads it)."""
+        sql = (
+            "SELECT dataset, version, created, samples, n_in, kept, n_shards, bytes, parents, code_version,"
+            " COALESCE(json_extract(manifest, '$.modality'), 'pair') AS modality FROM versions"
+        )
         rows = self._rows(
             sql + (" WHERE dataset = ?" if dataset else "") + " ORDER BY dataset, version",
             (dataset,) if dataset else (),

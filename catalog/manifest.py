@@ -24,6 +24,16 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "preview": list,
 }
 _SHARD_FIELDS: dict[str, type] = {"path": str, "samples": int, "bytes": int, "sha256": str}
+# Optional field `modality`: what a version's samples hold. "pair" (image + caption) is what a
+# manifest without the field holds; "image" and "text" are unimodal versions, whose samples
+# never have the member of the other modality (`ABSENT`).
+VERSION_MODALITIES = ("pair", "image", "text")
+ABSENT = {"pair": (), "image": ("txt",), "text": ("jpg",)}
+
+
+def modality_of(manifest: dict[str, Any]) -> str:
+    """The version's modality: its `modality` field, "pair" when the manifest has none."""
+    return manifest.get("modality", "pair")
 
 
 class ManifestError(UserError, ValueError):
@@ -56,6 +66,16 @@ def check_manifest(
         if shard["path"].startswith("/") or ".." in shard["path"].split("/"):
             raise ManifestError(
                 f"{source}: field 'shards[{i}].path' {shard['path']!r} must stay inside the dataset directory"
+            )
+    modality = manifest.get("modality", "pair")
+    if modality not in VERSION_MODALITIES:
+        raise ManifestError(
+            f"{source}: field 'modality' is {modality!r}, expected one of {', '.join(VERSION_MODALITIES)}"
+        )
+    for member in ABSENT[modality]:
+        if member in manifest["schema"].get("keys", []):
+            raise ManifestError(
+                f"{source}: field 'schema.keys' lists {member!r} but a {modality}-only version has none"
             )
     funnel = manifest["funnel"]
     for field in ("in", "kept", "rejected", "stages"):

@@ -88,14 +88,15 @@ class Contents:
 
 
 def contents_of(
-    samples: Iterable[tuple[str, str, dict[str, Any], Iterable[str]]], views: Views | None = None
+    samples: Iterable[tuple[str, str | None, dict[str, Any], Iterable[str]]], views: Views | None = None
 ) -> Contents:
-    """Contents from (key, caption, sample json, member extensions) per sample, in version order;
-    `views`: the view members the producer declares (see `schema_of`)."""
+    """Contents from (key, caption or None when the sample has none, sample json, member
+    extensions) per sample, in version order; `views`: the view members the producer
+    declares (see `schema_of`)."""
     exts: set[str] = set()
     preview: list[str] = []
 
-    def captions_and_meta() -> Iterator[tuple[str, dict[str, Any]]]:
+    def captions_and_meta() -> Iterator[tuple[str | None, dict[str, Any]]]:
         for key, caption, meta, members in samples:
             exts.update(members)
             if len(preview) < PREVIEW_SIZE:
@@ -109,11 +110,12 @@ def contents_of(
 def scan_contents(dataset_uri: str, shard_paths: list[str], views: Views | None = None) -> Contents:
     """Contents read from the shards themselves (every member name; captions and sample json)."""
 
-    def samples() -> Iterator[tuple[str, str, dict[str, Any], Iterable[str]]]:
+    def samples() -> Iterator[tuple[str, str | None, dict[str, Any], Iterable[str]]]:
         for path in shard_paths:
             for key, members in iter_samples(storage.join(dataset_uri, path)):
                 meta = json.loads(members["json"]) if members.get("json") else {}
-                yield key, members.get("txt", b"").decode("utf-8"), meta, members
+                caption = members["txt"].decode("utf-8") if "txt" in members else None
+                yield key, caption, meta, members
 
     return contents_of(samples(), views)
 
@@ -131,6 +133,7 @@ def publish_version(
     code: str | None = None,
     contents: Contents | None = None,
     views: Views | None = None,
+    modality: str = "pair",
 ) -> dict[str, Any]:
     """Write `stats.json` and then `manifest.json` of `{root}/{dataset}/v{version}/`; return the manifest.
 
@@ -142,6 +145,8 @@ def publish_version(
     from the shards when not given; a caller that holds the samples' captions and json
     passes `contents_of(...)` instead, computed by the same code. `views` declares the view
     members by modality when the contents are read from the shards (see `schema_of`).
+    `modality` is what the samples hold (`catalog.manifest.VERSION_MODALITIES`): "pair", or
+    "image" / "text" for a unimodal version.
     """
     dataset_uri = storage.join(root, dataset)
     described = [s if isinstance(s, dict) else describe_shard(dataset_uri, s) for s in shards]
@@ -151,6 +156,7 @@ def publish_version(
         "format": FORMAT,
         "dataset": dataset,
         "version": version,
+        "modality": modality,
         "parents": list(parents or []),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code or code_version(),

@@ -2,7 +2,9 @@
 
 A histogram is `{"edges": [e0, ..., en], "counts": [c0, ..., c(n-1)]}`: bin i counts
 values in [e_i, e_(i+1)); values below e0 fall in the first bin and values at or above en
-in the last, so counts always add up to the number of samples. Fixed edges make versions
+in the last, so counts always add up to the number of samples that have the value (every
+sample of a pair version; an image-only version has no captions or language scores, a
+text-only version no image sizes, so those histograms count nothing). Fixed edges make versions
 comparable bin by bin. The edges follow the filter thresholds of FILIP §3.1 (short side
 200 px, aspect ratio 3) and the DeCLIP appendix A caption rules.
 """
@@ -33,18 +35,20 @@ def histogram(values: Iterable[float], edges: list[float]) -> dict[str, list[flo
     return {"edges": list(edges), "counts": counts}
 
 
-def version_stats(samples: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """manifest["stats"] from (caption, sample json) pairs.
+def version_stats(samples: Iterable[tuple[str | None, dict[str, Any]]]) -> dict[str, Any]:
+    """manifest["stats"] from (caption, sample json) pairs; caption None: the sample has none.
 
     Image sizes are the original ones (`orig_width`, `orig_height`, falling back to
     `width`, `height`): those are what the size and aspect-ratio filters judged.
+    `person_share` is over the samples with a caption.
     """
     words, short, aspect, lid = [], [], [], []
-    persons = total = 0
+    persons = captioned = 0
     for caption, meta in samples:
-        total += 1
-        words.append(len(_WORD.findall(caption)))
-        persons += PERSON_TOKEN in caption
+        if caption is not None:
+            captioned += 1
+            words.append(len(_WORD.findall(caption)))
+            persons += PERSON_TOKEN in caption
         w = meta.get("orig_width") or meta.get("width")
         h = meta.get("orig_height") or meta.get("height")
         if w and h:
@@ -57,5 +61,5 @@ def version_stats(samples: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, An
         "image_short_side": histogram(short, EDGES["image_short_side"]),
         "aspect_ratio": histogram(aspect, EDGES["aspect_ratio"]),
         "lid_score": histogram(lid, EDGES["lid_score"]),
-        "person_share": persons / total if total else 0.0,
+        "person_share": persons / captioned if captioned else 0.0,
     }

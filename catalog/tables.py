@@ -37,13 +37,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-VERSION_COLUMNS = ["version", "created", "samples", "in", "kept", "shards", "size", "parents"]
+VERSION_COLUMNS = ["version", "modality", "created", "samples", "in", "kept", "shards", "size", "parents"]
 
 
 def version_cells(row: dict[str, Any]) -> list[Any]:
-    """A version's cells under VERSION_COLUMNS (for `list` and the web index alike)."""
+    """A version's cells under VERSION_COLUMNS (for `list` and the web index alike), from a
+    `CatalogIndex.versions` row."""
     return [
         f"{row['dataset']}@{row['version']}",
+        row["modality"],
         row["created"],
         row["samples"],
         row["n_in"],

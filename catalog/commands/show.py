@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from catalog.artifacts import list_artifacts
 from catalog.commands.common import add_common, open_catalog, print_json
 from catalog.lineage import lineage
+from catalog.manifest import modality_of
 from catalog.tables import bar, human_bytes, table
 
 
@@ -21,17 +23,18 @@ def main(args: argparse.Namespace) -> int:
     dataset, version = catalog.resolve(args.ref)
     manifest = catalog.index.manifest(dataset, version)
     graph = lineage(catalog.index, dataset, version)
+    found = list_artifacts(catalog.root, f"{dataset}@{version}")
     if args.json:
-        print_json({"manifest": manifest, "lineage": graph})
+        print_json({"manifest": manifest, "lineage": graph, "artifacts": found})
         return 0
-    print(render(manifest, graph))
+    print(render(manifest, graph, found))
     return 0
 
 
-def render(m: dict[str, Any], graph: dict[str, Any]) -> str:
+def render(m: dict[str, Any], graph: dict[str, Any], artifacts: dict[str, Any] | None = None) -> str:
     funnel = m["funnel"]
     out = [
-        f"{m['dataset']}@{m['version']}  created {m['created']}  code {m['code_version']}",
+        f"{m['dataset']}@{m['version']}  modality {modality_of(m)}  created {m['created']}  code {m['code_version']}",
         f"samples {m['samples']}  shards {len(m['shards'])}  size {human_bytes(sum(s['bytes'] for s in m['shards']))}",
         f"parents: {', '.join(graph['parents']) or '-'}   children: {', '.join(graph['children']) or '-'}",
         "",
@@ -85,4 +88,16 @@ def render(m: dict[str, Any], graph: dict[str, Any]) -> str:
     out.extend(f"  {p} -> {c}" for p, c in graph["edges"]) if graph["edges"] else out.append(
         "  (no parents or children)"
     )
+    out.append("")
+    out.append("artifacts")
+    if artifacts:
+        rows = []
+        for name, a in sorted(artifacts.items()):
+            meta = a.get("meta") or {}
+            shown = [f"{k}={meta[k]}" for k in ("method", "codes", "grid", "codes_used", "recon_mse") if k in meta]
+            size, digest = human_bytes(a["bytes"]), a["sha256"][:16]
+            rows.append([name, a["kind"], a["path"], size, digest, a["created"], " ".join(shown) or "-"])
+        out.append(table(["name", "kind", "path", "size", "sha256", "created", "meta"], rows))
+    else:
+        out.append("  (none)")
     return "\n".join(out)

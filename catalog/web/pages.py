@@ -6,6 +6,7 @@ import json
 from urllib.parse import quote
 
 from catalog.lineage import lineage
+from catalog.manifest import modality_of
 from catalog.reasons import REASONS
 from catalog.store import Catalog, SampleRef
 from catalog.tables import VERSION_COLUMNS, human_bytes, version_cells
@@ -37,7 +38,7 @@ def dataset_list(catalog: Catalog) -> str:
                     ]
                     for r in rows
                 ],
-                raw_columns=(0, 8),
+                raw_columns=(0, len(VERSION_COLUMNS)),
             )
         )
     for p in catalog.index.problems():
@@ -76,7 +77,8 @@ def version_page(catalog: Catalog, dataset: str, version: int) -> str:
     more = len(m["shards"]) - len(shards)
     body = [
         f"<h1>{h(dataset)}@{h(version)}</h1>",
-        f"<p>{h(m['samples'])} samples in {h(len(m['shards']))} shards ({h(human_bytes(sum(s['bytes'] for s in m['shards'])))}); "
+        f'<p>modality <span id="modality">{h(modality_of(m))}</span>; '
+        f"{h(m['samples'])} samples in {h(len(m['shards']))} shards ({h(human_bytes(sum(s['bytes'] for s in m['shards'])))}); "
         f"created {h(m['created'])}; code {h(m['code_version'])}. "
         f"{link(base + '/samples', 'Browse samples')} · {link('/files/' + quote(dataset, safe='') + f'/v{version}/manifest.json', 'manifest.json')}</p>",
         f'<h2>Filter funnel: <span id="funnel-in">{h(funnel["in"])}</span> in → <span id="funnel-kept">{h(funnel["kept"])}</span> kept</h2>',

@@ -1,4 +1,5 @@
-"""`python -m pipelines sample-web --out DIR --n N --seed S [--base-url URL] [--rate NAME=FLOAT ...]`."""
+"""`python -m pipelines sample-web --out DIR --n N --seed S [--base-url URL] [--rate NAME=FLOAT ...]
+[--n-images K] [--n-texts K]`."""
 
 from __future__ import annotations
 
@@ -30,12 +31,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sample-web",
         help="generate a sample web corpus (captioned shape images + crawl mess + truth)",
-        description="Write DIR/images, DIR/urls.parquet, DIR/truth.parquet and DIR/corpus.json; "
-        "serve them with `serve-web DIR`. Mess categories: " + ", ".join(category_names()),
+        description="Write DIR/images, DIR/urls.parquet, DIR/truth.parquet, the image-only list "
+        "DIR/images.parquet, the text-only list DIR/texts.parquet (with their *_truth.parquet) and "
+        "DIR/corpus.json; serve them with `serve-web DIR`. Mess categories: " + ", ".join(category_names()),
     )
     p.add_argument("--out", required=True, help="output folder (a previous corpus there is replaced)")
     p.add_argument("--n", type=int, required=True, help="number of rows")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--n-images", type=int, default=None, help="rows of the image-only list images.parquet (default: 30%% of --n)"
+    )
+    p.add_argument(
+        "--n-texts", type=int, default=None, help="rows of the text-only list texts.parquet (default: 30%% of --n)"
+    )
     p.add_argument(
         "--base-url",
         default="http://127.0.0.1:8765",
@@ -56,7 +64,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         rates = parse_rates(args.rate)
         start = time.perf_counter()
-        summary = generate(args.out, args.n, args.seed, base_url=args.base_url, rates=rates)
+        n_images, n_texts = (unimodal_rows(args.n) if k is None else k for k in (args.n_images, args.n_texts))
+        summary = generate(
+            args.out, args.n, args.seed, base_url=args.base_url, rates=rates, n_images=n_images, n_texts=n_texts
+        )
     except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"sample-web: {exc}", file=sys.stderr)
         return 2
@@ -66,4 +77,13 @@ def main(args: argparse.Namespace) -> int:
         f"(URLs under {summary['base_url']})"
     )
     print(f"fates: {fates}")
+    print(
+        f"image-only list: {summary['images']['n']} rows (images.parquet); "
+        f"text-only list: {summary['texts']['n']} rows (texts.parquet)"
+    )
     return 0
+
+
+def unimodal_rows(n: int) -> int:
+    """The default size of each unimodal list: 30% of the paired rows (600 for the demo's 2,000)."""
+    return round(0.3 * n)

@@ -13,6 +13,14 @@ Truth (`truth.parquet`): a row's fate is `keep` or the first reason, in
 drawn with, `repeated_caption` when its normalised caption occurs more than
 `REPEAT_LIMIT` times in the whole input (the default limit of the pipeline's
 `repeated_caption` filter), and `duplicate_image` for every member but one of a duplicate group.
+
+Unimodal lists (for image-only and text-only dataset versions), drawn after the paired rows
+with the same generator, so the paired rows, their images and truth do not depend on them:
+`images.parquet` (a `url` column; served files `images/i000000.jpg`, ... pHash-distinct from
+every paired image; content, server and duplicate faults) and `texts.parquet` (a `caption`
+column; the caption faults and a repeated-caption group). Their truth, row-aligned, is in
+`images_truth.parquet` and `texts_truth.parquet`, by the same rules restricted to the
+faults of their modality.
 """
 
 from __future__ import annotations
@@ -92,37 +100,55 @@ class _Group:
     phash: int
 
 
-def plan_rows(n: int, rates: mess.Rates, rng: random.Random) -> list[Plan]:
-    """One Plan per row, shuffled; raises if the rates need more rows than n."""
+# The mess categories a unimodal list draws from: an image-only list has no captions to
+# judge, a text-only list no images or URLs.
+UNIMODAL_SLOTS = {"image": ("content", "server", "duplicate"), "text": ("caption", "repeated")}
+
+
+def plan_rows(n: int, rates: mess.Rates, rng: random.Random, modality: str = "pair", what: str = "n") -> list[Plan]:
+    """One Plan per row, shuffled; raises if the rates need more rows than n.
+
+    `modality` "image" / "text" plans an image-only / text-only list: only the categories of
+    its slots (`UNIMODAL_SLOTS`); its `combined` rows mix content and server faults (image)
+    or are left out (text). `what` names n in the error.
+    """
+    slots = UNIMODAL_SLOTS.get(modality, ("caption", "content", "server", "repeated", "duplicate"))
     counts = rates.rows(n)
     plans: list[Plan] = []
-    for name in mess.CAPTION_FAULTS:
-        plans += [Plan(name, caption=name)] * counts[name]
-    for name in mess.CONTENT_FAULTS:
-        plans += [Plan(name, content=(name,))] * counts[name]
-    for name in mess.SERVER_FAULTS:
-        plans += [Plan(name, server=name)] * counts[name]
-    for g in range(counts["repeated_caption"] // mess.REPEATS):
-        plans += [Plan("repeated_caption", group=g)] * mess.REPEATS
+    if "caption" in slots:
+        for name in mess.CAPTION_FAULTS:
+            plans += [Plan(name, caption=name)] * counts[name]
+    if "content" in slots:
+        for name in mess.CONTENT_FAULTS:
+            plans += [Plan(name, content=(name,))] * counts[name]
+    if "server" in slots:
+        for name in mess.SERVER_FAULTS:
+            plans += [Plan(name, server=name)] * counts[name]
+    if "repeated" in slots:
+        for g in range(counts["repeated_caption"] // mess.REPEATS):
+            plans += [Plan("repeated_caption", group=g)] * mess.REPEATS
     group = 0
-    for name in ("exact_duplicate", "near_duplicate"):
+    for name in ("exact_duplicate", "near_duplicate") if "duplicate" in slots else ():
         left = counts[name]
         while left:
             size = left if left in (2, 3) else 2 if left == 4 else rng.choice((2, 3))
             plans += [Plan(name, group=group)] * size
             group, left = group + 1, left - size
-    for _ in range(counts["combined"]):
-        slots = rng.choice(
-            (("caption", "content"), ("caption", "server"), ("content", "server"), ("caption", "content", "server"))
-        )
-        caption = rng.choice(mess.COMBINED_CAPTION) if "caption" in slots else None
-        content = tuple(rng.choice(mess.COMBINED_CONTENT).split("+")) if "content" in slots else ()
-        server = rng.choice(mess.COMBINED_SERVER) if "server" in slots else None
+    for _ in range(counts["combined"] if modality != "text" else 0):
+        if modality == "image":
+            slots_of_row: tuple[str, ...] = ("content", "server")
+        else:
+            slots_of_row = rng.choice(
+                (("caption", "content"), ("caption", "server"), ("content", "server"), ("caption", "content", "server"))
+            )
+        caption = rng.choice(mess.COMBINED_CAPTION) if "caption" in slots_of_row else None
+        content = tuple(rng.choice(mess.COMBINED_CONTENT).split("+")) if "content" in slots_of_row else ()
+        server = rng.choice(mess.COMBINED_SERVER) if "server" in slots_of_row else None
         category = "+".join([*([caption] if caption else []), *content, *([server] if server else [])])
         plans.append(Plan(category, caption=caption, content=content, server=server))
     if len(plans) > n:
         raise ValueError(
-            f"n={n} is too small for the mess rates: they need {len(plans)} rows "
+            f"{what}={n} is too small for the mess rates: they need {len(plans)} rows "
             "(raise n or lower rates with --rate NAME=0)"
         )
     plans += [Plan("clean")] * (n - len(plans))
@@ -157,6 +183,7 @@ class _Builder:
         self.groups: dict[int, _Group] = {}
         self.spam: list[str] = []  # one caption per repeated-caption group, set once rows are planned
         self.huge: bytes | None = None
+        self.prefix = ""  # of served file names: "" for the paired rows, IMAGE_PREFIX for the image-only list
 
     # ---------------------------------------------------------------- drawing
 
@@ -223,14 +250,8 @@ class _Builder:
     def row(self, index: int, plan: Plan) -> Row:
         if plan.category in ("exact_duplicate", "near_duplicate"):
             return self.duplicate_row(index, plan)
-        rng = self.rng
         content = plan.content
-        if plan.caption == "person_name":
-            n_shapes = 1
-        elif plan.caption in cap.FOREIGN_GRAMMARS:
-            n_shapes = rng.choice((1, 2))
-        else:
-            n_shapes = rng.choices((1, 2, 3), weights=(0.35, 0.45, 0.2))[0]
+        n_shapes = self.n_shapes(plan)
         colours = GRAY_COLOURS if "grayscale" in content else tuple(COLOURS)
         reachable = plan.server not in _STATUS
         pixels = reachable and not {"huge_image", "html_as_image"} & set(content)
@@ -238,12 +259,26 @@ class _Builder:
         row = self.caption_row(plan, scene, english)
         row.faults |= {r for r in (*map(mess.CONTENT_FAULTS.get, content), mess.SERVER_FAULTS.get(plan.server)) if r}
         if not reachable:  # the server answers an error status: no file, no image facts
-            row.url = self.url(plan.server, f"{index:06d}.jpg")
+            row.url = self.url(plan.server, f"{self.prefix}{index:06d}.jpg")
             return row
         name, data = self.content_bytes(index, content, image, row)
         row.url = self.url(plan.server, name)
         (self.image_dir / name).write_bytes(data)
         return row
+
+    def n_shapes(self, plan: Plan) -> int:
+        rng = self.rng
+        if plan.caption == "person_name":
+            return 1
+        if plan.caption in cap.FOREIGN_GRAMMARS:
+            return rng.choice((1, 2))
+        return rng.choices((1, 2, 3), weights=(0.35, 0.45, 0.2))[0]
+
+    def text_row(self, plan: Plan) -> Row:
+        """A row of the text-only list: a caption (with its caption fault) of a scene never drawn."""
+        n_shapes = self.n_shapes(plan)
+        scene, english, _ = self.draw(self.canvas(()), n_shapes, tuple(COLOURS), pixels=False)
+        return self.caption_row(plan, scene, english)
 
     def caption_row(self, plan: Plan, scene: Scene, english: str) -> Row:
         rng, kind = self.rng, plan.caption
@@ -285,23 +320,23 @@ class _Builder:
         self, index: int, content: tuple[str, ...], image: Image.Image | None, row: Row
     ) -> tuple[str, bytes]:
         """The served file's name and bytes; fills the row's image facts."""
-        rng = self.rng
+        rng, stem = self.rng, f"{self.prefix}{index:06d}"
         if "huge_image" in content:
             if self.huge is None:
                 self.huge = mess.huge_png(*mess.HUGE_SIZE)
             row.width, row.height = mess.HUGE_SIZE
             row.image_format, row.image_mode = "PNG", "1"
-            return f"{index:06d}.png", self.huge
+            return f"{stem}.png", self.huge
         if "html_as_image" in content:
-            return f"{index:06d}.jpg", mess.html_page(rng)
+            return f"{stem}.jpg", mess.html_page(rng)
         assert image is not None
         if "corrupt_jpeg" in content:
-            return f"{index:06d}.jpg", mess.corrupt_jpeg(mess.to_bytes(image, "JPEG", quality=90), rng)
+            return f"{stem}.jpg", mess.corrupt_jpeg(mess.to_bytes(image, "JPEG", quality=90), rng)
         fmt = next((c for c in content if mess.CONTENT_FAULTS[c] is None), "jpeg")
         data, ext, stored = mess.encode(image, fmt, rng)
         row.width, row.height = image.size
         row.image_format, row.image_mode = _PIL_FORMAT[ext], stored.mode
-        return f"{index:06d}.{ext}", data
+        return f"{stem}.{ext}", data
 
     def url(self, server: str | None, name: str) -> str:
         if server in _STATUS:
@@ -311,7 +346,7 @@ class _Builder:
     def duplicate_row(self, index: int, plan: Plan) -> Row:
         assert plan.group is not None
         group = self.groups.get(plan.group)
-        name = f"{index:06d}.jpg"
+        name = f"{self.prefix}{index:06d}.jpg"
         if group is None:
             n_shapes = self.rng.choices((1, 2, 3), weights=(0.35, 0.45, 0.2))[0]
             scene, english, image = self.draw(self.canvas(()), n_shapes, tuple(COLOURS), True)
@@ -390,10 +425,79 @@ def _finish(rows: list[Row]) -> None:
         raise RuntimeError(f"kept clean caption {over[0]!r} occurs {kept[over[0]]} times")
 
 
+IMAGE_PREFIX = "i"  # file names of the image-only list's images: i000000.jpg, ...
+
+
+def image_only_rows(builder: _Builder, n: int, rates: mess.Rates) -> list[Row]:
+    """The image-only list, drawn after the paired rows (whose bytes it leaves alone): content,
+    server and duplicate faults only, its own file names and duplicate groups, every image
+    pHash-distinct from the paired ones. The captions drawn with the scenes are not published."""
+    if not n:
+        return []
+    plans = plan_rows(n, rates, builder.rng, "image", "n_images")
+    builder.prefix, builder.groups = IMAGE_PREFIX, {}
+    rows = [builder.row(i, plan) for i, plan in enumerate(plans)]
+    _finish(rows)
+    return rows
+
+
+def text_only_rows(builder: _Builder, n: int, rates: mess.Rates) -> list[Row]:
+    """The text-only list, drawn after the image-only one: captions of scenes never rendered,
+    with the caption faults and a repeated-caption group of its own (spam unlike the paired rows')."""
+    if not n:
+        return []
+    plans = plan_rows(n, rates, builder.rng, "text", "n_texts")
+    groups = len({p.group for p in plans if p.category == "repeated_caption"})
+    builder.spam = cap.spam_captions(len(builder.spam) + groups)[len(builder.spam) :]
+    rows = [builder.text_row(plan) for plan in plans]
+    _finish(rows)
+    return rows
+
+
 def _parquet(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()
+
+
+def _write_unimodal(out: Path, image_rows: list[Row], text_rows: list[Row]) -> None:
+    """images.parquet (url) + images_truth.parquet, texts.parquet (caption) + texts_truth.parquet (row-aligned)."""
+    images = pa.table({"url": pa.array([r.url for r in image_rows], pa.string())})
+    image_truth = pa.table(
+        {
+            "url": pa.array([r.url for r in image_rows], pa.string()),
+            "fate": pa.array([r.fate for r in image_rows], pa.string()),
+            "category": pa.array([r.category for r in image_rows], pa.string()),
+            "dup_group": pa.array([r.dup_group for r in image_rows], pa.int32()),
+            "width": pa.array([r.width for r in image_rows], pa.int32()),
+            "height": pa.array([r.height for r in image_rows], pa.int32()),
+            "image_format": pa.array([r.image_format for r in image_rows], pa.string()),
+            "image_mode": pa.array([r.image_mode for r in image_rows], pa.string()),
+        }
+    )
+    texts = pa.table({"caption": pa.array([r.caption for r in text_rows], pa.string())})
+    text_truth = pa.table(
+        {
+            "fate": pa.array([r.fate for r in text_rows], pa.string()),
+            "clean_caption": pa.array([r.clean for r in text_rows], pa.string()),
+            "category": pa.array([r.category for r in text_rows], pa.string()),
+        }
+    )
+    for name, table in (
+        ("images", images),
+        ("images_truth", image_truth),
+        ("texts", texts),
+        ("texts_truth", text_truth),
+    ):
+        storage.write_bytes(str(out / f"{name}.parquet"), _parquet(table))
+
+
+def _list_summary(rows: list[Row]) -> dict[str, Any]:
+    return {
+        "n": len(rows),
+        "rows_per_category": dict(sorted(Counter(r.category for r in rows).items())),
+        "fates": dict(sorted(Counter(r.fate for r in rows).items())),
+    }
 
 
 def _prepare(out_dir: Path) -> None:
@@ -417,14 +521,22 @@ def generate(
     seed: int,
     base_url: str = "http://127.0.0.1:8765",
     rates: mess.Rates | dict[str, float] | None = None,
+    n_images: int = 0,
+    n_texts: int = 0,
 ) -> dict[str, Any]:
     """Write a sample web corpus of `n` rows into `out_dir`; return its summary (= corpus.json).
 
     `rates` maps mess categories (`mess.category_names()`) to the share of rows; missing
-    ones keep their defaults. Same (n, seed, base_url, rates): byte-identical outputs.
+    ones keep their defaults. `n_images` / `n_texts`: rows of the image-only list
+    (images.parquet) and the text-only list (texts.parquet), drawn after the paired rows,
+    so the paired rows and their images are the same whatever these are (0: empty lists).
+    Same arguments: byte-identical outputs.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    for name, value in (("n_images", n_images), ("n_texts", n_texts)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
     if not base_url.startswith(("http://", "https://")):
         raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
     if not isinstance(rates, mess.Rates):
@@ -436,6 +548,8 @@ def generate(
     _prepare(out)
     rows = [builder.row(i, plan) for i, plan in enumerate(plans)]
     _finish(rows)
+    image_rows = image_only_rows(builder, n_images, rates)
+    text_rows = text_only_rows(builder, n_texts, rates)
 
     urls = pa.table(
         {
@@ -458,6 +572,7 @@ def generate(
     )
     storage.write_bytes(str(out / "urls.parquet"), _parquet(urls))
     storage.write_bytes(str(out / "truth.parquet"), _parquet(truth))
+    _write_unimodal(out, image_rows, text_rows)
     summary = {
         "format": FORMAT,
         "n": n,
@@ -470,6 +585,8 @@ def generate(
         "distinct_phash_bits": DISTINCT_BITS,
         "near_duplicate_phash_bits": NEAR_BITS,
         "huge_image_size": list(mess.HUGE_SIZE),
+        "images": _list_summary(image_rows),
+        "texts": _list_summary(text_rows),
     }
     storage.write_json(str(out / "corpus.json"), summary)
     return summary

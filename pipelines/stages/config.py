@@ -4,23 +4,76 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from augment.config import AugmentConfig
 from catalog.config import Config
 from catalog.raysession import RayConfig
 from pipelines.filters.config import FilterConfig
 
+Modality = Literal["pair", "image", "text"]  # = catalog.manifest.VERSION_MODALITIES
+# Source formats each modality reads (CC3M's headerless tsv holds pairs; .txt holds captions).
+FORMATS: dict[str, tuple[str, ...]] = {
+    "pair": ("parquet", "csv", "tsv", "tsv_headerless"),
+    "image": ("parquet", "csv", "tsv"),
+    "text": ("parquet", "csv", "tsv", "txt"),
+}
+
 
 class SourceConfig(Config):
-    """The input URL list: one file (local or s3://) with a URL and a caption column."""
+    """The input list: one file (local or s3://). `modality` says what its rows are:
+    "pair" (a URL and a caption column), "image" (a URL column only: an image-only version)
+    or "text" (a caption column, or a .txt file of one caption per line: a text-only version)."""
 
     urls: str
-    url_col: str = "url"
-    caption_col: str = "caption"
-    # None: from the file name (.parquet, .csv, .tsv). "tsv_headerless" reads CC3M-style
+    modality: Modality = "pair"
+    url_col: str = "url"  # not read for modality "text"
+    caption_col: str = "caption"  # not read for modality "image"
+    # None: from the file name (.parquet, .csv, .tsv; .txt for text). "tsv_headerless" reads CC3M-style
     # files whose rows are `caption<TAB>url` without a header (url_col/caption_col ignored).
-    format: Optional[Literal["parquet", "csv", "tsv", "tsv_headerless"]] = None
+    format: Optional[Literal["parquet", "csv", "tsv", "tsv_headerless", "txt"]] = None
+
+    @model_validator(mode="after")
+    def _fits_modality(self) -> SourceConfig:
+        """A format or column the modality does not read is a mistake, not something to ignore silently."""
+        if self.format is not None and self.format not in FORMATS[self.modality]:
+            raise key_error(
+                ("format",),
+                f"modality {self.modality!r} reads only {', '.join(FORMATS[self.modality])}",
+                self.format,
+            )
+        unread = {"image": ("caption_col", "caption"), "text": ("url_col", "url")}.get(self.modality)
+        if unread and getattr(self, unread[0]) != unread[1]:
+            raise key_error(
+                (unread[0],),
+                f"not read: modality {self.modality!r} has no {unread[1]} column; remove the key, or set source.modality: pair",
+                getattr(self, unread[0]),
+            )
+        return self
+
+
+def key_error(loc: tuple[str, ...], message: str, given: object) -> ValidationError:
+    """A validation error at `loc` (below the model raising it), shown as `key 'a.b': message (got ...)`."""
+    return ValidationError.from_exception_data(
+        "config", [InitErrorDetails(type=PydanticCustomError("invalid", message), loc=loc, input=given)]
+    )
+
+
+def mismatched_views(modality: str, views: list[str]) -> list[str]:
+    """The view kinds in `views` that a `modality` version cannot take (a pair version takes all)."""
+    from augment.views import VIEWS  # the view modules load only when a config names views
+
+    if modality == "pair":
+        return []
+    return [v for v in views if v in VIEWS and VIEWS.get(v).modality != modality]
+
+
+def views_for(modality: str) -> list[str]:
+    """The registered view kinds a `modality` version takes."""
+    from augment.views import VIEWS
+
+    return [v for v in VIEWS.names() if not mismatched_views(modality, [v])]
 
 
 class DownloadConfig(Config):
@@ -60,3 +113,15 @@ class BuildConfig(Config):
     # Present: after publishing the clean version v{N}, `pipelines.views.job.augment_version` publishes
     # its view version v{N+1} (parent NAME@N). Keys: augment/config.py.
     augment: Optional[AugmentConfig] = None
+
+    @model_validator(mode="after")
+    def _views_fit_modality(self) -> BuildConfig:
+        wrong = mismatched_views(self.source.modality, self.augment.views) if self.augment else []
+        if wrong:
+            raise key_error(
+                ("augment", "views"),
+                f"view kinds {', '.join(wrong)} do not fit source.modality {self.source.modality!r} "
+                f"({self.source.modality}-only versions take {', '.join(views_for(self.source.modality))})",
+                self.augment.views,
+            )
+        return self

@@ -18,13 +18,15 @@ from catalog import storage
 from catalog.parquet import write_parquet
 from catalog.publish import contents_of, publish_version
 from catalog.versions import version_uri
+from pipelines.stages.shard import MEMBERS
 
+# Every modality writes these columns; what a modality lacks is null (a text row's url and
+# size, an image row's caption and lang_score).
 KEPT_COLUMNS = ["key", "url", "caption", "shard", "orig_width", "orig_height", "lang_score"]
-# Image identity of each kept sample, written when the kept table has it (the build's does):
-# a refresh de-duplicates new images against the carried ones with it.
+# Image identity of each kept sample, written when the kept table has it (a pair or image
+# build's does): a refresh de-duplicates new images against the carried ones with it.
 IMAGE_COLUMNS = ["phash", "sha256"]
 REJECT_COLUMNS = ["key", "url", "stage", "reason"]
-SAMPLE_MEMBERS = ("jpg", "txt", "json")  # members of every sample the build writes (docs/formats.md)
 
 
 def write_tables(out: str, kept: pa.Table, rejects: pa.Table) -> None:
@@ -34,12 +36,14 @@ def write_tables(out: str, kept: pa.Table, rejects: pa.Table) -> None:
     write_parquet(storage.join(out, "rejects.parquet"), rejects.select(REJECT_COLUMNS))
 
 
-def kept_contents(kept: pa.Table) -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
-    """(key, caption, sample json fields the stats use, members) per kept row, in shard order."""
+def kept_contents(
+    kept: pa.Table, modality: str = "pair"
+) -> Iterator[tuple[str, str | None, dict[str, Any], tuple[str, ...]]]:
+    """(key, caption or None, sample json fields the stats use, members) per kept row, in shard order."""
     columns = ("key", "caption", "orig_width", "orig_height", "lang_score")
     for key, caption, w, h, lid in zip(*(kept.column(c).to_pylist() for c in columns)):
         meta = {"orig_width": w, "orig_height": h, "lang_score": None if lid is None or math.isnan(lid) else lid}
-        yield key, caption, meta, SAMPLE_MEMBERS
+        yield key, caption, meta, MEMBERS[modality]
 
 
 def write_version(
@@ -54,6 +58,7 @@ def write_version(
     rejects: pa.Table,
     shards: list[dict[str, Any]],
     parents: list[str] | None = None,
+    modality: str = "pair",
 ) -> dict[str, Any]:
     """Write the version's tables under `out` = `{root}/{dataset}/v{version}`, then publish its manifest."""
     root = storage.join(out, "..", "..")
@@ -69,5 +74,6 @@ def write_version(
         config=config,
         sources=sources,
         parents=parents,
-        contents=contents_of(kept_contents(kept)),
+        contents=contents_of(kept_contents(kept, modality)),
+        modality=modality,
     )

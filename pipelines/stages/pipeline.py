@@ -1,9 +1,12 @@
 """The build: source -> text -> download -> image -> dedup -> shard -> published version.
 
-Each stage returns one outcome row per input row (`reason` null = passed on), so the
-accounting is exact: the funnel is checked per stage and overall, and every input row
-must end in exactly one of kept.parquet / rejects.parquet, or the build fails before
-anything is published. Re-running with the same config resumes the unfinished version.
+By `source.modality`: a pair source runs every stage; an image source (no captions) passes
+every row through `text` unchecked, then runs the rest; a text source (no URLs) runs
+`text` then `shard` (no download, image or dedup stage). Each stage returns one outcome
+row per input row (`reason` null = passed on), so the accounting is exact: the funnel is
+checked per stage and overall, and every input row must end in exactly one of
+kept.parquet / rejects.parquet, or the build fails before anything is published.
+Re-running with the same config resumes the unfinished version.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import console, storage
+from catalog.errors import UserError
 from catalog.raysession import ray_session
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.dedup import count_dedup, run_dedup
@@ -28,7 +32,7 @@ from pipelines.stages.image import count_image, run_image
 from pipelines.stages.outputs import write_version
 from pipelines.stages.shard import run_shards
 from pipelines.stages.source import read_source
-from pipelines.stages.text import count_text, run_text
+from pipelines.stages.text import count_text, pass_text, run_text
 from pipelines.stages.workdir import WorkDir, open_workdir
 from pipelines.views.job import augment_version
 
@@ -69,13 +73,17 @@ def run_build(
     resumable work folder) and prints their counts; nothing is published. `timings`, when
     given, receives the wall seconds of each stage.
     """
+    modality = cfg.source.modality
+    if stop_after == "download" and modality == "text":
+        raise UserError("download: a text source (source.modality: text) has no download stage; run `filter`")
     source = read_source(cfg.source)  # bad input fails here, before Ray or any write
     storage.check_reachable(cfg.root)
     config = cfg.to_dict()
     log_path = console.job_log_path(cfg.root, cfg.dataset, "build")
     with ray_session(cfg.ray, log_path) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, config, log)
-        log(f"build: {cfg.dataset} v{wd.version} from {source.uri} ({source.table.num_rows} rows, {cpus} CPUs)")
+        rows = f"{source.table.num_rows} rows" + ("" if modality == "pair" else f", {modality} only")
+        log(f"build: {cfg.dataset} v{wd.version} from {source.uri} ({rows}, {cpus} CPUs)")
         log(f"build: full log in {console.current_log() or 'the console (--verbose)'}")
         clock = _Clock(timings if timings is not None else {})
         done = run_stages(source.table, cfg, wd, cpus, log, stop_after, clock)
@@ -93,6 +101,7 @@ def run_build(
             kept=done.kept,
             rejects=done.rejects,
             shards=done.shards,
+            modality=modality,
         )
         finish(cfg, wd, f, manifest, log, clock)
     return manifest
@@ -131,19 +140,31 @@ def run_stages(
     repeat_counts: Counter | None = None,
     prior_images: pa.Table | None = None,
 ) -> Processed | None:
-    """text -> download -> image -> dedup -> shard over `rows` (row 0..n-1, url, caption).
+    """text -> download -> image -> dedup -> shard over `rows` (the source table, row 0..n-1).
 
+    By `cfg.source.modality`: "pair" runs them all; "image" (rows without captions) passes
+    every row through `text` unchecked; "text" (rows without URLs) runs text -> shard.
     `repeat_counts` (a refresh): the repeated-caption count over a larger input than
     `rows`; `prior_images` (sha256, phash of images already kept): new images duplicating
     one of them are `duplicate_image`.
     """
     clock = clock or _Clock({})
+    modality = cfg.source.modality
     with clock("text"):
-        text = run_text(rows, cfg.filter, wd, cpus, repeat_counts)
+        text = pass_text(rows) if modality == "image" else run_text(rows, cfg.filter, wd, cpus, repeat_counts)
     n = rows.num_rows
     if stop_after == "filter":
         log(summary_table(funnel([StageCount("source", n, n), count_text(text)])))
         return None
+    if modality == "text":
+        with clock("shard"):
+            kept, shards = run_shards(text_samples(passed(text)), cfg.shard, wd, modality)
+        counts = [
+            StageCount("source", n, n),
+            count_text(text),
+            StageCount("shard", kept.num_rows, sum(s["samples"] for s in shards)),
+        ]
+        return Processed(counts, kept, _rejects(text, [(text, "text")]), shards)
     with clock("download"):
         dl = run_download(passed(text).select(["row", "url"]), cfg, wd)
     if stop_after == "download":
@@ -158,7 +179,7 @@ def run_stages(
         dd = run_dedup(candidates, cfg.dedup.max_hamming, prior_images)
     kept = kept_samples(passed(dd), text, dl, img)
     with clock("shard"):
-        kept, shards = run_shards(kept, cfg.shard, wd)
+        kept, shards = run_shards(kept, cfg.shard, wd, modality)
     counts = [
         StageCount("source", n, n),
         count_text(text),
@@ -197,6 +218,14 @@ def kept_samples(survivors: pa.Table, text: pa.Table, dl: pa.Table, img: pa.Tabl
     return t.rename_columns(
         [{"original_width": "orig_width", "original_height": "orig_height"}.get(c, c) for c in t.column_names]
     )
+
+
+def text_samples(survivors: pa.Table) -> pa.Table:
+    """Everything a text-only shard member and kept.parquet need about each kept text row (no image facts)."""
+    t = survivors.select(["row", "key", "url", "caption", "lang", "lang_score", "english_ratio", "person_substituted"])
+    for name in ("orig_width", "orig_height"):
+        t = t.append_column(name, pa.nulls(t.num_rows, pa.int32()))
+    return t.sort_by("row")
 
 
 def _join(first: pa.Table, *others: pa.Table) -> pa.Table:

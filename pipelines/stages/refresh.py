@@ -1,8 +1,9 @@
 """`refresh NAME`: publish the next version of a dataset with only the rows its source list gained.
 
 The source list is re-read (from the config in the latest build version's manifest, or
-the given config). Rows whose key (`catalog.keys.sample_key(url)`) is already in that
-version, kept or rejected, were decided and are not redone; the other rows go through
+the given config). Rows whose key (`catalog.keys.sample_key(url)`; a text source's
+`pipelines.stages.source.text_key(row, caption)`) is already in that version, kept or
+rejected, were decided and are not redone; the other rows go through
 the build's stages (`pipelines.stages.pipeline.run_stages`) with two global inputs:
  - `repeated_caption` counts the normalised caption over the WHOLE source list (old and
    new rows), so a caption crossing the limit of 10 only through new rows rejects the
@@ -14,6 +15,9 @@ sha256) followed by the new shards under `v{N}/shards/`; kept.parquet and reject
 cover all rows (carried + new); its funnel is the parent's plus the new rows', stage by
 stage (`add_funnels`); `parents` is ["NAME@prev"]. Nothing new: nothing is published.
 With an `augment:` section the new version's view version follows, as after a build.
+Image-only and text-only datasets refresh the same way (a text source has no images to
+de-duplicate against, an image source no captions to count); the source's modality must
+be the base version's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import pyarrow.compute as pc
 from catalog import console, storage, versions
 from catalog.cli import add_overrides
 from catalog.config import apply_overrides, load_config, validate
-from catalog.keys import sample_key
+from catalog.errors import UserError
+from catalog.manifest import modality_of
 from catalog.parquet import read_parquet
 from catalog.raysession import ray_session
 from catalog.reasons import REASONS
@@ -73,28 +78,32 @@ def add_funnels(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {**add(a, b), "stages": stages}
 
 
-def _carried(version_dir: str) -> tuple[pa.Table, pa.Table]:
+def _carried(version_dir: str, columns: list[str]) -> tuple[pa.Table, pa.Table]:
     kept_uri = storage.join(version_dir, "kept.parquet")
     kept = read_parquet(kept_uri)
-    missing = [c for c in KEPT_COLUMNS + IMAGE_COLUMNS if c not in kept.column_names]
+    missing = [c for c in columns if c not in kept.column_names]
     if missing:
         raise ValueError(
             f"{kept_uri}: columns {missing} missing (written by an older build); rebuild this dataset to refresh it"
         )
-    return kept.select(KEPT_COLUMNS + IMAGE_COLUMNS), read_parquet(storage.join(version_dir, "rejects.parquet")).select(
-        REJECT_COLUMNS
-    )
+    return kept.select(columns), read_parquet(storage.join(version_dir, "rejects.parquet")).select(REJECT_COLUMNS)
 
 
 def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
     """Publish `cfg.dataset`'s next version with the source rows its latest build version lacks; None when none."""
     prev, parent = latest_build_version(cfg.root, cfg.dataset)
+    modality = cfg.source.modality
+    if modality != modality_of(parent):
+        raise UserError(
+            f"refresh: {cfg.dataset}@{prev} has modality {modality_of(parent)!r} but source.modality is {modality!r}; "
+            "a refresh keeps a dataset's modality"
+        )
     parent_dir = versions.version_uri(cfg.root, cfg.dataset, prev)
-    old_kept, old_rejects = _carried(parent_dir)
+    columns = KEPT_COLUMNS + (IMAGE_COLUMNS if modality != "text" else [])
+    old_kept, old_rejects = _carried(parent_dir, columns)
     decided = set(old_kept.column("key").to_pylist()) | set(old_rejects.column("key").to_pylist())
     source = read_source(cfg.source)
-    keys = [sample_key(u) for u in source.table.column("url").to_pylist()]
-    is_new = pa.array([k not in decided for k in keys])
+    is_new = pa.array([k not in decided for k in source.keys()])
     n_new = pc.sum(is_new).as_py() or 0
     ref = f"{cfg.dataset}@{prev}"
     if n_new == 0:
@@ -104,7 +113,7 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
         return None
     new_rows = source.table.filter(is_new)
     new_rows = new_rows.set_column(0, "row", pa.array(range(n_new), pa.int64()))  # the stages number rows 0..n-1
-    counts = repeat_counts(source.table.column("caption").to_pylist(), cfg.filter)
+    counts = repeat_counts(source.table.column("caption").to_pylist(), cfg.filter) if modality != "image" else None
     config = cfg.to_dict()
     with ray_session(cfg.ray, console.job_log_path(cfg.root, cfg.dataset, "refresh")) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, {"refresh_of": ref, "config": config}, log)
@@ -112,12 +121,11 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             f"refresh: {ref} -> v{wd.version}: {n_new} new of {source.table.num_rows} rows in {source.uri} ({cpus} CPUs)"
         )
         log(f"refresh: full log in {console.current_log() or 'the console (--verbose)'}")
-        done = run_stages(
-            new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=old_kept.select(IMAGE_COLUMNS)
-        )
+        prior = old_kept.select(IMAGE_COLUMNS) if modality != "text" else None
+        done = run_stages(new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=prior)
         check_rows(n_new, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
         f = add_funnels(parent["funnel"], funnel(done.counts))
-        kept = pa.concat_tables([old_kept, done.kept.select(KEPT_COLUMNS + IMAGE_COLUMNS).cast(old_kept.schema)])
+        kept = pa.concat_tables([old_kept, done.kept.select(columns).cast(old_kept.schema)])
         rejects = pa.concat_tables([old_rejects, done.rejects.select(REJECT_COLUMNS).cast(old_rejects.schema)])
         if f["in"] != kept.num_rows + rejects.num_rows or f["kept"] != kept.num_rows:
             raise ConservationError(
@@ -134,6 +142,7 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             rejects=rejects,
             shards=parent["shards"] + done.shards,
             parents=[ref],
+            modality=modality,
         )
         log(
             f"refresh: {cfg.dataset}@{wd.version} = {ref} ({parent['samples']} samples carried) + {manifest['samples'] - parent['samples']} new samples"

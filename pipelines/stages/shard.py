@@ -1,4 +1,7 @@
-"""Stage `shard`: kept samples -> WebDataset tar shards (members jpg, txt, json; docs/formats.md).
+"""Stage `shard`: kept samples -> WebDataset tar shards (docs/formats.md).
+
+Members by the version's modality (`MEMBERS`): a pair sample has jpg, txt, json; an
+image-only sample jpg, json; a text-only sample txt, json (its json fields: `JSON_FIELDS`).
 
 Order: kept samples sorted by key, then shuffled by `random.Random(shard.seed)`, then cut
 into shards of `shard.samples_per_shard`. The same kept set and seed give the same shards
@@ -25,7 +28,12 @@ from catalog.shards import write_shard
 from pipelines.stages.config import ShardConfig
 from pipelines.stages.workdir import WorkDir
 
-JSON_FIELDS = (
+MEMBERS: dict[str, tuple[str, ...]] = {
+    "pair": ("jpg", "txt", "json"),
+    "image": ("jpg", "json"),
+    "text": ("txt", "json"),
+}
+_PAIR_FIELDS = (
     "url",
     "orig_width",
     "orig_height",
@@ -37,6 +45,12 @@ JSON_FIELDS = (
     "phash",
     "person_substituted",
 )
+_TEXT_FIELDS = ("lang", "lang_score", "english_ratio", "person_substituted")
+JSON_FIELDS: dict[str, tuple[str, ...]] = {  # the sample json's fields by modality
+    "pair": _PAIR_FIELDS,
+    "image": tuple(f for f in _PAIR_FIELDS if f not in _TEXT_FIELDS),
+    "text": _TEXT_FIELDS,
+}
 
 
 def shard_order(keys: list[str], seed: int) -> list[int]:
@@ -50,46 +64,46 @@ def shard_name(i: int) -> str:
     return f"shard-{i:06d}.tar"
 
 
-def sample_json(s: dict[str, Any]) -> dict[str, Any]:
-    out = {name: s[name] for name in JSON_FIELDS}
+def sample_json(s: dict[str, Any], modality: str = "pair") -> dict[str, Any]:
+    out = {name: s[name] for name in JSON_FIELDS[modality]}
     for name in ("lang_score", "english_ratio"):
-        if out[name] is not None and math.isnan(out[name]):
+        if out.get(name) is not None and math.isnan(out[name]):
             out[name] = None
     return out
 
 
-def write_tar(path: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write one shard (samples in order, each with `key`, `jpg`, `caption` + JSON_FIELDS) to `path`."""
-    return write_shard(
-        path,
-        (
-            (
-                s["key"],
-                (
-                    ("jpg", s["jpg"]),
-                    ("txt", s["caption"].encode("utf-8")),
-                    ("json", json.dumps(sample_json(s), sort_keys=True).encode("utf-8")),
-                ),
-            )
-            for s in samples
-        ),
-    )
+def sample_members(s: dict[str, Any], modality: str = "pair") -> tuple[tuple[str, bytes], ...]:
+    """The members of one sample in tar order (`MEMBERS[modality]`): jpg bytes, caption, json."""
+    exts = MEMBERS[modality]
+    out = [("jpg", s["jpg"])] if "jpg" in exts else []
+    if "txt" in exts:
+        out.append(("txt", s["caption"].encode("utf-8")))
+    out.append(("json", json.dumps(sample_json(s, modality), sort_keys=True).encode("utf-8")))
+    return tuple(out)
 
 
-def _write_shard(path: str, samples: pa.Table) -> dict[str, Any]:
-    """Ray task body: fetch the shard's images from the raw download shards, write the tar."""
-    images: dict[int, bytes] = {}
-    for raw in sorted(set(samples.column("raw").to_pylist())):
-        t = read_parquet(raw, columns=["row", "jpg"])
-        t = t.filter(pc.is_in(t.column("row"), value_set=samples.column("row")))
-        images.update(zip(t.column("row").to_pylist(), t.column("jpg").to_pylist()))
+def write_tar(path: str, samples: list[dict[str, Any]], modality: str = "pair") -> dict[str, Any]:
+    """Write one shard (samples in order, each with `key`, `jpg` and/or `caption` + its JSON_FIELDS) to `path`."""
+    return write_shard(path, ((s["key"], sample_members(s, modality)) for s in samples))
+
+
+def _write_shard(path: str, samples: pa.Table, modality: str) -> dict[str, Any]:
+    """Ray task body: fetch the shard's images from the raw download shards (unless text-only), write the tar."""
     rows = samples.to_pylist()
-    for s in rows:
-        s["jpg"] = images[s["row"]]
-    return write_tar(path, rows)
+    if "jpg" in MEMBERS[modality]:
+        images: dict[int, bytes] = {}
+        for raw in sorted(set(samples.column("raw").to_pylist())):
+            t = read_parquet(raw, columns=["row", "jpg"])
+            t = t.filter(pc.is_in(t.column("row"), value_set=samples.column("row")))
+            images.update(zip(t.column("row").to_pylist(), t.column("jpg").to_pylist()))
+        for s in rows:
+            s["jpg"] = images[s["row"]]
+    return write_tar(path, rows, modality)
 
 
-def run_shards(kept: pa.Table, cfg: ShardConfig, wd: WorkDir) -> tuple[pa.Table, list[dict[str, Any]]]:
+def run_shards(
+    kept: pa.Table, cfg: ShardConfig, wd: WorkDir, modality: str = "pair"
+) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Write pending shards; return `kept` in shard order with a `shard` column, and the shard list."""
 
     kept = kept.take(shard_order(kept.column("key").to_pylist(), cfg.seed))
@@ -101,7 +115,7 @@ def run_shards(kept: pa.Table, cfg: ShardConfig, wd: WorkDir) -> tuple[pa.Table,
     for i in range(math.ceil(kept.num_rows / n)):
         if not wd.done(f"shard-{i:06d}"):
             path = storage.join(wd.dataset_uri, names[i * n])
-            pending[i] = write.remote(path, kept.slice(i * n, n))
+            pending[i] = write.remote(path, kept.slice(i * n, n), modality)
     with progress(total=len(pending), desc="shard", unit="shard") as bar:
         for i, ref in pending.items():
             info = ray.get(ref)

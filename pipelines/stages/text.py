@@ -9,6 +9,8 @@ never written: task outputs hold the cleaned caption (names already substituted)
 hash of the normalised caption for the repeat count.
 
 Tasks are chunks of `CHUNK_ROWS` input rows, each with a part file and a completion marker.
+A text source's rows (no URL) carry their `key` from `pipelines.stages.source.text_key`;
+an image source has no captions and skips the checks (`pass_text`: every row passes).
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class TextActor:
         out = {name: [] for name in SCHEMA.names}
         for row, res in zip(rows, results):
             out["row"].append(row["row"])
-            out["key"].append(sample_key(row["url"]))
-            out["url"].append(row["url"])
+            out["key"].append(row["key"] if "key" in row else sample_key(row["url"]))  # a text source has keys
+            out["url"].append(row.get("url"))
             out["reason"].append(res.get("reason"))
             out["caption"].append(None if res.get("reason") else res["caption"])
             out["norm_hash"].append(caption_repeat_key(row["caption"], self.max_chars))
@@ -101,6 +103,16 @@ def run_text(
         finish_tasks(ds, _chunk_of, {i: t.num_rows for i, t in pending}, finish, "text")
     parts = [read_parquet(wd.path("text", f"part-{i:05d}.parquet")) for i, _ in chunks]
     return apply_whole_input(pa.concat_tables(parts).sort_by("row"), cfg, repeat_counts)
+
+
+def pass_text(source: pa.Table) -> pa.Table:
+    """The text stage of an image source (row, url): every row passes, with no caption and no text fields."""
+    n = source.num_rows
+    out = {name: pa.nulls(n, SCHEMA.field(name).type) for name in SCHEMA.names}
+    out["row"] = source.column("row")
+    out["url"] = source.column("url")
+    out["key"] = pa.array([sample_key(u) for u in source.column("url").to_pylist()], pa.string())
+    return pa.table(out, schema=SCHEMA)
 
 
 def _chunk_of(batch: pa.Table) -> pa.Array:

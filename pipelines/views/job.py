@@ -7,7 +7,9 @@ and written by `catalog.shards` (the one reader and writer); the views themselve
 pure `augment.views` transform. kept.parquet and rejects.parquet are copied from the parent,
 its funnel carried over, and the view members the configured kinds declare are written into
 the manifest's schema (`schema.views`, by modality); the manifest is written last by
-`catalog.publish`.
+`catalog.publish`. A unimodal version (manifest `modality` "image" or "text") takes only
+the view kinds of its modality (image: `global`, `local`; text: `eda`, `bt`) and its view
+version keeps that modality.
 """
 
 from __future__ import annotations
@@ -21,32 +23,52 @@ import ray
 from augment.config import AugmentConfig
 from augment.views import Sample, ViewKind, build_kinds, declared_views, transform_samples
 from catalog import assets, console, storage, versions
+from catalog.errors import UserError
+from catalog.manifest import modality_of
 from catalog.publish import Contents, publish_version, schema_of
 from catalog.raysession import RayConfig, ray_session
 from catalog.shards import ShardError, iter_samples, write_shard
+from pipelines.stages.config import mismatched_views, views_for
+from pipelines.stages.shard import MEMBERS
 
 COPIED = ("kept.parquet", "rejects.parquet")  # stats.json (the funnel) is written by publish_version
-REQUIRED = ("jpg", "txt", "json")  # members every input sample has (docs/formats.md)
+REQUIRED = MEMBERS  # members every input sample has, by the version's modality (docs/formats.md)
 
 
-def read_samples(uri: str) -> Iterator[Sample]:
+class ViewModalityError(UserError, ValueError):
+    """The configured view kinds do not fit the version's modality; the message names them."""
+
+
+def check_view_modality(ref: str, modality: str, cfg: AugmentConfig) -> None:
+    """Raise unless every view kind of `cfg` fits a `modality` version (`ref` names it)."""
+    wrong = mismatched_views(modality, cfg.views)
+    if wrong:
+        raise ViewModalityError(
+            f"{ref} is {modality}-only: view kinds {', '.join(wrong)} (augment.views) do not fit it; "
+            f"{modality}-only versions take {', '.join(views_for(modality))}"
+        )
+
+
+def read_samples(uri: str, modality: str = "pair") -> Iterator[Sample]:
     """The samples of the shard at `uri` in order, as `augment.views` takes them: all members
-    (bytes, in tar order) under `members`, plus the decoded `jpg`, `txt` and `json`."""
+    (bytes, in tar order) under `members`, plus the decoded `jpg`, `txt` and `json` (None
+    for the member a unimodal version's samples lack)."""
     for key, members in iter_samples(uri):
-        missing = [m for m in REQUIRED if m not in members]
+        missing = [m for m in REQUIRED[modality] if m not in members]
         if missing:
             raise ShardError(f"{uri}: sample {key!r} lacks member(s) {', '.join(missing)}")
         try:
-            txt, meta = members["txt"].decode("utf-8"), json.loads(members["json"])
+            txt = members["txt"].decode("utf-8") if "txt" in members else None
+            meta = json.loads(members["json"])
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ShardError(f"{uri}: sample {key!r}: bad txt/json member: {exc}") from None
-        yield {"__key__": key, "members": members, "jpg": members["jpg"], "txt": txt, "json": meta}
+        yield {"__key__": key, "members": members, "jpg": members.get("jpg"), "txt": txt, "json": meta}
 
 
-def transform_shard(in_uri: str, out_uri: str, kinds: list[ViewKind]) -> dict[str, Any]:
+def transform_shard(in_uri: str, out_uri: str, kinds: list[ViewKind], modality: str = "pair") -> dict[str, Any]:
     """Read `in_uri`, add views, write `out_uri` atomically; return the manifest shard entry + stats."""
     before = {k.name: dict(k.stats) for k in kinds}
-    samples = transform_samples(list(read_samples(in_uri)), kinds)
+    samples = transform_samples(list(read_samples(in_uri, modality)), kinds)
     entry = write_shard(out_uri, ((s["__key__"], s["members"].items()) for s in samples))
     views = {}
     for k in kinds:
@@ -63,8 +85,8 @@ class ShardWorker:
         assets.prepare()  # a Ray job's uploaded working dir has no prepared cache yet
         self.kinds = build_kinds(AugmentConfig.model_validate(cfg))
 
-    def run(self, in_uri: str, out_uri: str) -> dict[str, Any]:
-        return transform_shard(in_uri, out_uri, self.kinds)
+    def run(self, in_uri: str, out_uri: str, modality: str = "pair") -> dict[str, Any]:
+        return transform_shard(in_uri, out_uri, self.kinds, modality)
 
     def close(self) -> None:
         for kind in self.kinds:
@@ -102,6 +124,8 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
     """Publish `{root}/{dataset}/v{N+1}/` = version `version` plus views; return N+1."""
     name, parent_version = versions.resolve(root, f"{dataset}@{version}")
     parent = storage.read_json(storage.join(versions.version_uri(root, name, parent_version), "manifest.json"))
+    modality = modality_of(parent)
+    check_view_modality(f"{name}@{parent_version}", modality, cfg)  # before Ray starts
     new_version = versions.version_numbers(root, name)[-1] + 1
     out = versions.version_uri(root, name, new_version)
     in_uris = versions.shard_uris(root, parent)
@@ -115,7 +139,7 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
         for i, in_uri in enumerate(in_uris):
             rel = f"v{new_version}/shards/shard-{i:06d}.tar"
             rel_paths.append(rel)
-            refs.append(pool[i % workers].run.remote(in_uri, storage.join(root, name, rel)))
+            refs.append(pool[i % workers].run.remote(in_uri, storage.join(root, name, rel), modality))
         results = _gather(refs, parent["samples"])
         ray.get([w.close.remote() for w in pool])
         for w in pool:
@@ -148,5 +172,6 @@ def augment_version(root: str, dataset: str, version: int, cfg: AugmentConfig, n
         sources=parent["sources"],
         parents=[f"{name}@{parent_version}"],
         contents=contents,
+        modality=modality,
     )
     return new_version
