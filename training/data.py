@@ -336,5 +336,12 @@ def make_loader(stream: ShardStream) -> DataLoader:
     """Batches are built in the workers (batch_size=None passes them through)."""
     workers = stream.num_workers
     return DataLoader(
-        stream, batch_size=None, num_workers=workers, persistent_workers=False, prefetch_factor=2 if workers else None
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        persistent_workers=False,
+        prefetch_factor=2 if workers else None,
+        # its own generator: starting a loader (a mixture starts each source's when first
+        # drawn) must not consume the trainer's RNG, or masking draws differ after a resume
+        generator=torch.Generator().manual_seed(stream.seed),
     )

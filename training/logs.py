@@ -73,7 +73,8 @@ class MetricsBar:
         self.thread = threading.Thread(target=self._follow, name="lipforge-metrics-bar", daemon=True)
 
     def __enter__(self) -> MetricsBar:
-        self.bar = console.progress(total=self.total, desc="train", unit="step")
+        # the whole width: the line names every objective with its loss, weight and time
+        self.bar = console.progress(total=self.total, desc="train", unit="step", ncols=None)
         self.thread.start()
         return self
 

@@ -14,9 +14,10 @@ Passes beyond CLIP's, for the self-supervised objectives:
 - `masked_image_pass(image, mask, mask_token)`: BEiT-style masked image modelling input
   (FLAVA A.1 MIM): the embeddings of masked patches are replaced by a learned mask token
   before the position embeddings are added; no patch dropout.
-- A causal pass over captions shorter than the context runs only up to the longest
-  caption's end-of-text token: with a causal mask, earlier positions never see later ones,
-  so the pooled feature and every real token are unchanged, at a fraction of the cost.
+- A text pass over captions shorter than the context may run only up to the longest
+  caption's end-of-text token (`trim`): causal positions never see later ones and
+  bidirectional ones never see padding, so the pooled feature and every real token are
+  unchanged, at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -128,12 +129,13 @@ class DualEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(pooled output in the joint space [B, E] unnormalised, final-LN token states [B, L, W]).
 
-        `causal=False`: full attention among real tokens (padding keys masked). `trim` (causal
-        only): run up to the longest caption's end-of-text token (tokens come back trimmed).
+        `causal=False`: full attention among real tokens (padding keys masked). `trim`: run up
+        to the longest caption's end-of-text token (tokens come back trimmed); exact for every
+        real token (causal: nothing looks ahead; bidirectional: padding keys are masked).
         """
         t = self.text
         eot = (text == t.eos_id).int().argmax(dim=-1)
-        if causal and trim:
+        if trim:
             text = text[:, : int(eot.max()) + 1]
         seq = text.shape[1]
         x = t.token_embedding(text) + t.positional_embedding[:seq]

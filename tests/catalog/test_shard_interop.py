@@ -48,7 +48,16 @@ def test_tarfile_tar_webdataset_and_iter_samples_agree(shard) -> None:
     ]
     assert theirs == ours
     first = ours[0][1]
-    assert list(first) == ["jpg", "txt", "json", "bt.spa.txt", "g0.jpg", "g1.jpg", "l0.jpg", "eda0.txt"]  # docs/formats.md order
+    assert list(first) == [
+        "jpg",
+        "txt",
+        "json",
+        "bt.spa.txt",
+        "g0.jpg",
+        "g1.jpg",
+        "l0.jpg",
+        "eda0.txt",
+    ]  # docs/formats.md order
     meta = json.loads(first["json"])
     assert {
         "url",

@@ -5,7 +5,9 @@ Both views (default the precomputed global crops `g0.jpg`, `g1.jpg`) go through 
 encoder (shared weights); a projector (3 layers, BatchNorm after each, hidden and output
 1024) and a predictor (2 layers, hidden 512, output 1024) follow, and the loss is the
 negative cosine between each view's prediction and the other view's stop-gradient
-projection (Chen & He 2021). BatchNorm is per worker, as in DeCLIP's code.
+projection (Chen & He 2021). BatchNorm is per worker, as in DeCLIP's code. The widths
+default to DeCLIP's ratios to its 512-d embedding: projector 2x the embedding (1024),
+predictor hidden 1x (512), so a small model does not carry a head larger than itself.
 
 Collapse is not silent here: every log step reports `collapse/declip_ss_image`, the std
 over the batch of the L2-normalised projector output averaged over dimensions, about
@@ -26,8 +28,8 @@ from training.objectives.functional import simsiam_loss
 
 class SimSiamOptions(ObjectiveOptions):
     views: tuple[str, str] = ("g0.jpg", "g1.jpg")  # batch members (or `image`, the model's input)
-    projector_dim: int = 1024
-    predictor_hidden: int = 512
+    projector_dim: int | None = None  # default 2 x embed_dim (DeCLIP: 1024 for 512)
+    predictor_hidden: int | None = None  # default embed_dim (DeCLIP: 512)
 
 
 def projector(dim_in: int, dim: int) -> nn.Sequential:
@@ -58,8 +60,9 @@ class SimSiamObjective(Objective):
     def __init__(self, options: SimSiamOptions, info: ModelInfo = ModelInfo()) -> None:
         super().__init__()
         self.views = options.views
-        self.projector = projector(info.embed_dim, options.projector_dim)
-        self.predictor = predictor(options.projector_dim, options.predictor_hidden)
+        dim = options.projector_dim or 2 * info.embed_dim
+        self.projector = projector(info.embed_dim, dim)
+        self.predictor = predictor(dim, options.predictor_hidden or info.embed_dim)
         self._collapse: float | None = None
 
     @classmethod

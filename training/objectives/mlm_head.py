@@ -51,7 +51,8 @@ class MaskedLanguageModelling(Objective):
         ids, labels = mask_tokens(
             batch["text"], batch["text_mask"], self.mask_id, self.vocab_size, self.special_ids, prob=self.prob
         )
-        _, states = model.text_pass(ids, causal=False)
+        _, states = model.text_pass(ids, causal=False, trim=True)
+        labels = labels[:, : states.shape[1]]  # trimmed positions are padding: never selected
         selected = labels != IGNORE_INDEX  # only these positions are scored
         logits = self.head(states[selected], model.text.token_embedding.weight)
         target = labels[selected]

@@ -1,0 +1,226 @@
+"""DeCLIP's four supervisions and a FLAVA mixture through the real CLI and Ray Train (tiny
+model, CPU), and a killed mixture run that resumes exactly where an uninterrupted one is.
+
+Data: the shapes corpus (support.training_corpus) with its views, plus an image-only and a
+text-only version of other shapes; the visual tokenizer is built by the real
+`python -m training tokenizer build` over the image-only version.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from support.training_corpus import write_unimodal, write_version
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+DECLIP = """dataset: shapes@latest
+root: ./data
+batch_size: 32
+model: {preset: tiny}
+objectives:
+  clip: {weight: 0.4}
+  declip_ss_image: {weight: 0.2}
+  declip_mlm: {weight: 0.2}
+  declip_mvs: {weight: 0.2, options: {texts: [text, eda0.txt]}}
+  declip_nns: {weight: 0.2, options: {queue_size: 512}}
+data: {num_workers: 1, image_from: g0.jpg}
+optim: {lr: 0.002, weight_decay: 0.05}
+schedule: {warmup_steps: 10}
+checkpoint: {storage: ./ckpt, every_steps: 1000}
+run: {log_every: 10, log_dir: ./logs}
+"""
+
+FLAVA = """root: ./data
+batch_size: 32
+model: {preset: tiny}
+objectives:
+  flava_contrastive: {weight: 1.0}
+  flava_mim: {weight: 1.0}
+  flava_mlm: {weight: 1.0}
+data:
+  mixture: {shapes@latest: 0.70, images@latest: 0.15, texts@latest: 0.15}
+  num_workers: 1
+optim: {lr: 0.002, weight_decay: 0.05}
+schedule: {warmup_steps: 10}
+checkpoint: {storage: ./ckpt, every_steps: 1000}
+run: {log_every: 1, log_dir: ./logs}
+"""
+
+RESUME = """root: ./data
+batch_size: 16
+model: {preset: tiny}
+objectives:
+  clip: {weight: 1.0}
+  declip_nns: {weight: 0.5, options: {queue_size: 96, images: [image]}}
+  flava_mim: {weight: 1.0}
+  flava_mlm: {weight: 1.0}
+data:
+  mixture: {shapes@1: 0.6, images@1: 0.2, texts@1: 0.2}
+  num_workers: 1
+checkpoint: {storage: ./ckpt, every_steps: 20, keep: 3}
+run: {log_every: 1, log_dir: ./logs, max_failures: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("multi")
+    write_version(d / "data", "shapes", n=640, seed=1, per_shard=160, views=True)
+    write_unimodal(d / "data", "images", "image", n=320, seed=2, per_shard=160)
+    write_unimodal(d / "data", "texts", "text", n=320, seed=3, per_shard=160)
+    for name, text in (("declip.yaml", DECLIP), ("flava.yaml", FLAVA), ("resume.yaml", RESUME)):
+        (d / name).write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "training", "tokenizer", "build", "images@1", "--codes", "64", "--root", "data"],
+        cwd=d,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return d
+
+
+def train(workdir, config, *overrides, wait=True):
+    cmd = [sys.executable, "-m", "training", "train", config] + [a for o in overrides for a in ("--set", o)]
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def metrics(workdir, name):
+    path = workdir / "logs" / name / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def summary(workdir, name):
+    return json.loads((workdir / "logs" / name / "summary.json").read_text())
+
+
+def early_late(rows, key, n=30):
+    values = [r[key] for r in rows if key in r]
+    assert len(values) >= 2 * n // 3, f"{key}: only {len(values)} logged values"
+    k = max(1, len(values) // 4)
+    return sum(values[:k]) / k, sum(values[-k:]) / k, values
+
+
+def test_declip_all_four_supervisions_learn(workdir):
+    out = train(workdir, "declip.yaml", "steps=200", "run.name=declip")
+    rows = metrics(workdir, "declip")
+    s = summary(workdir, "declip")
+    assert s["step"] == 200
+    for name in ("clip", "declip_ss_image", "declip_mlm", "declip_mvs", "declip_nns"):
+        first, last, values = early_late(rows, f"loss/{name}", n=15)
+        assert all(v == v and abs(v) < 1e6 for v in values), name  # finite
+        print(name, round(first, 3), "->", round(last, 3))
+        if name != "declip_nns":  # NNS is 0 while its queue fills
+            assert last < first, name
+    nns = [r["loss/declip_nns"] for r in rows]
+    assert nns[0] == 0.0 and nns[-1] > 0.0  # off until the queue holds a global batch, then on
+    assert rows[-1]["queue_filled/declip_nns"] == 512
+    ratio = [r["collapse_ratio/declip_ss_image"] for r in rows]
+    assert min(ratio) > 0.05  # logged every log step; not collapsed here
+    assert "collapse_ratio/declip_ss_image" in s
+    assert {"weight/declip_mlm", "time_ms/declip_mlm", "time_ms/encode"} <= set(rows[-1])
+    assert "declip_ss_image=" in out and "ms/step=" in out  # per-objective loss on the progress line
+    state = torch.load(Path(s["checkpoint"]) / "state.pt", weights_only=False)
+    queue = {k: v for k, v in state["objectives"].items() if k.startswith("declip_nns.queue")}
+    assert queue and any(v.numel() >= 512 for v in queue.values())
+
+
+def test_flava_mixture_learns_each_objective_on_its_own_batches(workdir):
+    train(workdir, "flava.yaml", "steps=200", "run.name=flava")
+    rows = metrics(workdir, "flava")
+    s = summary(workdir, "flava")
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["source"], set()).update(k for k in r if k.startswith("loss/") and k != "loss/total")
+    assert by_source == {
+        "shapes@1": {"loss/flava_contrastive"},
+        "images@1": {"loss/flava_mim"},
+        "texts@1": {"loss/flava_mlm"},
+    }
+    for name in ("flava_contrastive", "flava_mim", "flava_mlm"):
+        first, last, _ = early_late(rows, f"loss/{name}", n=15)
+        print(name, round(first, 3), "->", round(last, 3))
+        assert last < first, name
+    seen = s["samples_per_source"]
+    assert sum(seen.values()) == 200 * 32
+    assert seen["shapes@1"] / (200 * 32) == pytest.approx(0.70, abs=0.08)
+    assert seen["images@1"] > 0 and seen["texts@1"] > 0
+
+
+def ray_train_worker_pids(root_pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append((int(entry), cmd))
+    found, todo = [], [root_pid]
+    while todo:
+        for pid, cmd in children.get(todo.pop(), []):
+            todo.append(pid)
+            if "RayTrainWorker" in cmd:
+                found.append(pid)
+    return found
+
+
+def last_per_step(rows):
+    return {r["step"]: r for r in rows}
+
+
+def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninterrupted_run(workdir):
+    train(workdir, "resume.yaml", "steps=40", "run.name=straight")
+    proc = train(workdir, "resume.yaml", "steps=40", "run.name=killed", wait=False)
+    try:
+        deadline = time.time() + 500
+        checkpoint = workdir / "ckpt" / "killed" / "checkpoint-00000020"
+        while not (any(r["step"] >= 24 for r in metrics(workdir, "killed")) and checkpoint.is_dir()):
+            assert proc.poll() is None and time.time() < deadline, "run ended or stalled before step 24"
+            time.sleep(0.3)
+        victims = ray_train_worker_pids(proc.pid)
+        assert victims, "no RayTrainWorker process found"
+        os.kill(victims[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    assert summary(workdir, "killed")["steps_this_attempt"] == 20  # resumed from the step-20 checkpoint
+    killed, straight = metrics(workdir, "killed"), last_per_step(metrics(workdir, "straight"))
+    assert [r["step"] for r in killed].count(22) == 2  # steps after the checkpoint ran twice
+    resumed = last_per_step(killed)
+    # the resumed steps draw the same sources and batches and give the same losses
+    for step in range(21, 41):
+        a, b = resumed[step], straight[step]
+        assert a["source"] == b["source"], step
+        for key in (k for k in b if k.startswith("loss/")):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (step, key)
+    # what the step-20 checkpoint saved is what a run restarted from it holds
+    saved = torch.load(checkpoint / "state.pt", weights_only=False)
+    assert saved["data"]["sampler"] == {"seed": 0, "step": 20} and sum(saved["data"]["positions"].values()) == 20
+    assert saved["objectives"]["declip_nns.queue.count"].item() > 0
+    final_killed = torch.load(workdir / "ckpt" / "killed" / "checkpoint-00000040" / "state.pt", weights_only=False)
+    final_straight = torch.load(workdir / "ckpt" / "straight" / "checkpoint-00000040" / "state.pt", weights_only=False)
+    assert final_killed["data"] == final_straight["data"]
+    for key, value in final_straight["objectives"].items():
+        if key.startswith(("declip_nns.queue", "flava_mim.tokenizer")):
+            assert torch.equal(final_killed["objectives"][key], value), key
