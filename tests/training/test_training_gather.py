@@ -229,3 +229,62 @@ def test_flava_global_and_local_and_clip_with_equal_and_unequal_worker_batches(t
             assert (got[0][sizes, "flava-local"][0] - full).abs().max() > 1e-3, sizes
         mean_loss = (got[0][sizes, "flava-global"][1] + got[1][sizes, "flava-global"][1]) / 2
         assert mean_loss.item() == pytest.approx(full_loss.item(), rel=1e-12)  # the logged mean is the full loss
+
+
+# --- DeCLIP with two workers: the NNS queue holds every worker's captions; MVS is full-batch ----
+
+
+def declip_worker(rank, world, port, out_dir):
+    from training.objectives import ModelInfo
+    from training.objectives.declip_mvs import MultiViewObjective, MvsOptions
+    from training.objectives.declip_nns import NearestNeighbourObjective, NnsOptions
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    feats = declip_inputs()
+    part = slice(rank * B // world, (rank + 1) * B // world)
+    nns = NearestNeighbourObjective(NnsOptions(queue_size=3 * B, images=("image",)), ModelInfo(embed_dim=D)).double()
+    for step in range(2):  # step 0 fills (loss 0), step 1 searches both workers' captions
+        out = {k: v[step][part] for k, v in feats.items()}
+        nns({"text_features": out["text"], "features": {"image": out["image"]}}, {})
+    mvs = MultiViewObjective(MvsOptions()).double()
+    torch.manual_seed(0)
+    towers = DistributedDataParallel(torch.nn.Linear(D, D).double())
+    loss = mvs(mvs_outputs(towers, feats, part), {})
+    loss.backward()
+    torch.save(
+        {"queue": nns.queue.state_dict(), "mvs_grad": towers.module.weight.grad.clone()},
+        os.path.join(out_dir, f"declip{rank}.pt"),
+    )
+    dist.destroy_process_group()
+
+
+def declip_inputs():
+    g = torch.Generator().manual_seed(5)
+    return {k: F.normalize(torch.randn(2, B, D, generator=g, dtype=torch.float64), dim=-1) for k in ("image", "text")}
+
+
+def mvs_outputs(towers, feats, part):
+    x = {k: v[0][part] for k, v in feats.items()}
+    views = {"image": x["image"], "g1.jpg": x["image"].flip(1), "text": x["text"], "eda*.txt": x["text"].flip(1)}
+    return {"features": {k: F.normalize(towers(v), dim=-1) for k, v in views.items()}}
+
+
+@pytest.mark.slow  # two processes in a gloo group
+def test_declip_nns_queue_gets_every_workers_features_and_mvs_matches_full_batch(tmp_path):
+    from training.objectives.declip_mvs import MultiViewObjective, MvsOptions
+
+    mp.spawn(declip_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    feats = declip_inputs()
+    got = [torch.load(tmp_path / f"declip{rank}.pt") for rank in range(2)]
+    # both workers hold the same queue: both steps' captions of BOTH workers, in rank order
+    expected = torch.cat([feats["text"][0], feats["text"][1]])
+    for rank in range(2):
+        queue = got[rank]["queue"]
+        assert int(queue["count"]) == 2 * B
+        torch.testing.assert_close(queue["features"][: 2 * B], expected.to(queue["features"].dtype))
+    torch.manual_seed(0)
+    towers = torch.nn.Linear(D, D).double()
+    MultiViewObjective(MvsOptions()).double()(mvs_outputs(towers, feats, slice(0, B)), {}).backward()
+    for rank in range(2):
+        torch.testing.assert_close(got[rank]["mvs_grad"], towers.weight.grad, rtol=1e-9, atol=1e-12)
