@@ -70,6 +70,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class Interval:
+    """Per-objective loss (kept on the device: no sync per step) and forward time summed over
+    the steps since the last log line, so an objective that ran on some of them (a unimodal
+    source of a mixture) is logged with the mean over those."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list] = {}
+
+    def add(self, losses: dict[str, torch.Tensor], times_ms: dict[str, float]) -> None:
+        for name in [*losses, "encode"]:
+            entry = self.sums.setdefault(name, [0.0, 0.0, 0])
+            if name in losses:
+                entry[0] = entry[0] + losses[name].detach()
+            entry[1] += times_ms.get(name, 0.0)
+            entry[2] += 1
+
+    def means(self) -> dict[str, tuple[float, float]]:
+        out = {n: (float(loss) / count, ms / count) for n, (loss, ms, count) in self.sums.items() if count}
+        self.sums = {}
+        return out
+
+
 def run_sources(cfg: TrainConfig, image_size: int) -> list[Source]:
     """The run's dataset versions (one, or the mixture), each with what its batches carry."""
     out = []
@@ -160,6 +182,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     log = RunLog(config["log_dir"]) if rank == 0 else None
     start_step, t_start, t_last, last_logged = step, time.perf_counter(), time.perf_counter(), step
     trainee.train()
+    interval = Interval()
     batches = iter(mixture)
     while step < cfg.steps:
         source, batch = next(batches)  # the mixture's state stays that of `step` at every save
@@ -177,6 +200,7 @@ def worker_loop(config: dict[str, Any]) -> None:
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         step += 1
+        interval.add(losses, trainee.times_ms)
         if step % cfg.run.log_every == 0 or step == cfg.steps or history["first_loss"] is None:
             now = time.perf_counter()
             metrics = {
@@ -187,14 +211,17 @@ def worker_loop(config: dict[str, Any]) -> None:
                 "step_ms": (now - t_last) * 1e3 / max(1, step - last_logged),
                 "source": source.ref,
             }
-            for name, loss in losses.items():
-                objective = trainee.objectives[name]
-                metrics[f"loss/{name}"] = loss.item()
+            ran = interval.means()  # each objective over the steps it ran since the last log line
+            for name, (loss, ms) in ran.items():
+                objective = trainee.objectives[name] if name in trainee.objectives else None
+                if objective is None:  # the shared encoding's time
+                    metrics[f"time_ms/{name}"] = ms
+                    continue
+                metrics[f"loss/{name}"] = loss
                 metrics[f"weight/{name}"] = trainee.weights[name]
-                metrics[f"time_ms/{name}"] = trainee.times_ms.get(name, 0.0)
+                metrics[f"time_ms/{name}"] = ms
                 if objective.log_scale is not None:
                     metrics[f"temperature/{name}"] = 1.0 / objective.logit_scale().item()
-            metrics["time_ms/encode"] = trainee.times_ms.get("encode", 0.0)
             metrics.update(trainee.log_metrics())
             for ref, n in mixture.state().positions.items():
                 metrics[f"samples/{ref}"] = n * global_batch
@@ -202,10 +229,11 @@ def worker_loop(config: dict[str, Any]) -> None:
             if history["first_loss"] is None:
                 history["first_loss"] = metrics["loss/total"]
             history["last_loss"] = metrics["loss/total"]
-            history.setdefault("losses", {}).update({n: metrics[f"loss/{n}"] for n in losses})
+            logged = {n: metrics[f"loss/{n}"] for n in ran if f"loss/{n}" in metrics}
+            history.setdefault("losses", {}).update(logged)
             history.setdefault("first_losses", {})
-            for n in losses:
-                history["first_losses"].setdefault(n, metrics[f"loss/{n}"])
+            for n, value in logged.items():
+                history["first_losses"].setdefault(n, value)
             if log is not None:
                 log.step(step, metrics)
         if step % cfg.checkpoint.every_steps == 0 and step < cfg.steps:

@@ -1,6 +1,9 @@
 """Mixing paired, image-only and text-only versions by weight (FLAVA supplement A.2)."""
 
+from pathlib import Path
+
 import pytest
+import torch
 from support.training_corpus import write_unimodal, write_version
 
 from training import train
@@ -125,3 +128,35 @@ def test_config_names_the_data_once():
         TrainConfig(data={"mixture": {"b@1": 0.0}})
     with pytest.raises(ValueError, match="NAME@VERSION"):
         TrainConfig(data={"mixture": {"b": 1.0}})
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "train").glob("*.yaml")))
+def test_every_shipped_training_config_loads_and_builds(name):
+    from catalog.config import load_config
+    from training.trainee import build_trainee
+    from training.visual_tokenizer import learn_kmeans, patch_vectors
+
+    cfg = load_config(TrainConfig, REPO / "configs" / "train" / name)
+    uses_mim = "flava_mim" in cfg.objectives
+    tok = (
+        learn_kmeans(patch_vectors(torch.randn(4, 3, 64, 64), 8).reshape(-1, 192), codes=8, iters=1)
+        if uses_mim
+        else None
+    )
+    trainee = build_trainee(cfg.resolved(), visual_tokenizer=tok)
+    assert set(trainee.objectives) == set(cfg.objectives)
+
+
+def test_flava_without_a_recorded_codebook_fails_before_ray_naming_the_build_command(data):
+    cfg = TrainConfig(
+        dataset=None,
+        root=data,
+        batch_size=4,
+        objectives={"flava_contrastive": {"weight": 1.0}, "flava_mim": {"weight": 1.0}},
+        data={"mixture": {"pairs@1": 0.8, "images@1": 0.2}},
+    )
+    with pytest.raises(Exception, match=r"images@1 has no 'visual-tokenizer' artifact .*tokenizer build images@1"):
+        train.check_run(cfg)
