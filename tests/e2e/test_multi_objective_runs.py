@@ -183,19 +183,26 @@ def ray_train_worker_pids(root_pid):
     return found
 
 
+def registered(checkpoint):
+    """Ray Train has registered `checkpoint` (its manager's snapshot lists it): a restart resumes
+    from it. The folder alone appears before the asynchronous report is processed."""
+    snapshot = checkpoint.parent / "checkpoint_manager_snapshot.json"
+    return checkpoint.is_dir() and snapshot.is_file() and checkpoint.name in snapshot.read_text()
+
+
 def last_per_step(rows):
     return {r["step"]: r for r in rows}
 
 
 def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninterrupted_run(workdir):
-    train(workdir, "resume.yaml", "steps=40", "run.name=straight")
-    proc = train(workdir, "resume.yaml", "steps=40", "run.name=killed", wait=False)
+    train(workdir, "resume.yaml", "steps=50", "run.name=straight")
+    proc = train(workdir, "resume.yaml", "steps=50", "run.name=killed", wait=False)
     try:
         deadline = time.time() + 500
         checkpoint = workdir / "ckpt" / "killed" / "checkpoint-00000020"
-        while not (any(r["step"] >= 24 for r in metrics(workdir, "killed")) and checkpoint.is_dir()):
-            assert proc.poll() is None and time.time() < deadline, "run ended or stalled before step 24"
-            time.sleep(0.3)
+        while not (any(r["step"] >= 22 for r in metrics(workdir, "killed")) and registered(checkpoint)):
+            assert proc.poll() is None and time.time() < deadline, "run ended or stalled before step 22"
+            time.sleep(0.2)
         victims = ray_train_worker_pids(proc.pid)
         assert victims, "no RayTrainWorker process found"
         os.kill(victims[0], signal.SIGKILL)
@@ -204,12 +211,12 @@ def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninter
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out[-3000:]
-    assert summary(workdir, "killed")["steps_this_attempt"] == 20  # resumed from the step-20 checkpoint
+    assert summary(workdir, "killed")["steps_this_attempt"] == 30  # resumed from the step-20 checkpoint
     killed, straight = metrics(workdir, "killed"), last_per_step(metrics(workdir, "straight"))
     assert [r["step"] for r in killed].count(22) == 2  # steps after the checkpoint ran twice
     resumed = last_per_step(killed)
     # the resumed steps draw the same sources and batches and give the same losses
-    for step in range(21, 41):
+    for step in range(21, 51):
         a, b = resumed[step], straight[step]
         assert a["source"] == b["source"], step
         for key in (k for k in b if k.startswith("loss/")):
@@ -218,8 +225,8 @@ def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninter
     saved = torch.load(checkpoint / "state.pt", weights_only=False)
     assert saved["data"]["sampler"] == {"seed": 0, "step": 20} and sum(saved["data"]["positions"].values()) == 20
     assert saved["objectives"]["declip_nns.queue.count"].item() > 0
-    final_killed = torch.load(workdir / "ckpt" / "killed" / "checkpoint-00000040" / "state.pt", weights_only=False)
-    final_straight = torch.load(workdir / "ckpt" / "straight" / "checkpoint-00000040" / "state.pt", weights_only=False)
+    final_killed = torch.load(workdir / "ckpt" / "killed" / "checkpoint-00000050" / "state.pt", weights_only=False)
+    final_straight = torch.load(workdir / "ckpt" / "straight" / "checkpoint-00000050" / "state.pt", weights_only=False)
     assert final_killed["data"] == final_straight["data"]
     for key, value in final_straight["objectives"].items():
         if key.startswith(("declip_nns.queue", "flava_mim.tokenizer")):
