@@ -24,6 +24,7 @@ from typing import Any
 
 from catalog import assets, storage
 from catalog.errors import NotFound, UserError
+from catalog.shards import sha256_of
 from catalog.versions import resolve, version_uri
 
 INDEX_NAME = "artifacts.json"
@@ -36,14 +37,6 @@ class ArtifactError(UserError, ValueError):
 
 class ArtifactNotFound(NotFound):
     """A version has no artifact of that name; the message lists what it has."""
-
-
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_name(name: str) -> str:
@@ -88,7 +81,7 @@ def record_artifact(
     entry = {
         "kind": kind,
         "path": rel,
-        "sha256": _sha256_file(local_file),
+        "sha256": sha256_of(local_file)[0],
         "bytes": os.path.getsize(local_file),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "meta": dict(meta or {}),
@@ -127,7 +120,7 @@ def artifact_path(root: str, ref: str, name: str) -> str:
     if storage.is_remote(uri):
         tag = hashlib.sha1(str(root).rstrip("/").encode()).hexdigest()[:16]
         local = os.path.join(str(assets.cache_dir()), "artifacts", tag, dataset, entry["path"])
-        if os.path.isfile(local) and _sha256_file(local) == entry["sha256"]:
+        if os.path.isfile(local) and sha256_of(local)[0] == entry["sha256"]:
             return local
         if not storage.exists(uri):
             raise ArtifactError(f"artifact {name!r} of {dataset}@{version}: {uri} is missing")
@@ -136,7 +129,7 @@ def artifact_path(root: str, ref: str, name: str) -> str:
         local = uri
         if not os.path.isfile(local):
             raise ArtifactError(f"artifact {name!r} of {dataset}@{version}: {local} is missing")
-    if _sha256_file(local) != entry["sha256"]:
+    if sha256_of(local)[0] != entry["sha256"]:
         raise ArtifactError(
             f"artifact {name!r} of {dataset}@{version}: {uri} does not match its recorded sha256 "
             f"{entry['sha256'][:16]} (changed after it was recorded; record it again)"

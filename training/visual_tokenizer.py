@@ -44,7 +44,6 @@ one as the version's artifact `visual-tokenizer` (catalog.artifacts).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -60,6 +59,7 @@ from torch import nn
 
 from catalog import artifacts
 from catalog.errors import UserError
+from catalog.shards import sha256_of
 from catalog.versions import resolve
 from training.data import MEAN, STD
 
@@ -159,14 +159,6 @@ def _to_buffers(module: nn.Module) -> nn.Module:
     return module
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ------------------------------------------------------------------ tokenizers
 
 
@@ -216,7 +208,7 @@ class VisualTokenizer(nn.Module):
         tmp = f"{path}.tmp-{os.getpid()}"
         torch.save(blob, tmp)
         os.replace(tmp, path)
-        return _sha256(path)
+        return sha256_of(path)[0]
 
 
 class KMeansTokenizer(VisualTokenizer):
@@ -737,7 +729,7 @@ def load_file(path: str, reference: str | None = None, **options: Any) -> Visual
     """A tokenizer from a local `.pt` file saved by `VisualTokenizer.save`, or a TorchScript encoder."""
     if not os.path.isfile(path):
         raise MissingTokenizer(f"visual tokenizer {path}: no such file")
-    ref = reference or f"{os.path.abspath(path)} sha256:{_sha256(path)[:12]}"
+    ref = reference or f"{os.path.abspath(path)} sha256:{sha256_of(path)[0][:12]}"
     if _is_torchscript(path):
         with open(path, "rb") as f:
             return TorchScriptTokenizer(f.read(), reference=ref, **options)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.raytrain import ray_train_worker_pids
 from support.training_corpus import write_unimodal, write_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,25 +163,6 @@ def test_flava_mixture_learns_each_objective_on_its_own_batches(workdir):
     assert sum(seen.values()) == 200 * 32
     assert seen["shapes@1"] / (200 * 32) == pytest.approx(0.70, abs=0.08)
     assert seen["images@1"] > 0 and seen["texts@1"] > 0
-
-
-def ray_train_worker_pids(root_pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append((int(entry), cmd))
-    found, todo = [], [root_pid]
-    while todo:
-        for pid, cmd in children.get(todo.pop(), []):
-            todo.append(pid)
-            if "RayTrainWorker" in cmd:
-                found.append(pid)
-    return found
 
 
 def registered(checkpoint):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.raytrain import ray_train_worker_pids
 from support.training_corpus import write_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,26 +95,6 @@ def test_tiny_clip_learns_and_rerunning_resumes(workdir):
     train(workdir, "steps=160", "run.name=learn", "checkpoint.every_steps=75", "eval.dataset=null")
     s = summary(workdir, "learn")
     assert s["step"] == 160 and s["steps_this_attempt"] == 10
-
-
-def ray_train_worker_pids(root_pid):
-    """Descendants of `root_pid` whose command line names Ray Train's worker actor."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append((int(entry), cmd))
-    found, todo = [], [root_pid]
-    while todo:
-        for pid, cmd in children.get(todo.pop(), []):
-            todo.append(pid)
-            if "RayTrainWorker" in cmd:
-                found.append(pid)
-    return found
 
 
 def test_killed_worker_resumes_from_last_checkpoint(workdir):

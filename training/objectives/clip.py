@@ -22,14 +22,26 @@ def clip_loss_local(
     logit_scale: torch.Tensor,
     offset: int,
 ) -> torch.Tensor:
-    """The local rows' share of the loss against the whole (gathered) batch.
+    """The local rows' mean loss against the whole (gathered) batch.
 
     Row i of the local batch is row `offset + i` of the global batch (its positive).
     """
-    logits_per_image = logit_scale * image_local @ text_all.T
-    logits_per_text = logit_scale * text_local @ image_all.T
+    return contrastive_row_losses(image_local, text_local, image_all, text_all, logit_scale, offset).mean()
+
+
+def contrastive_row_losses(
+    image_local: torch.Tensor,
+    text_local: torch.Tensor,
+    image_all: torch.Tensor,
+    text_all: torch.Tensor,
+    logit_scale: torch.Tensor,
+    offset: int,
+) -> torch.Tensor:
+    """Per local row i: (CE(image_i vs all texts) + CE(text_i vs all images)) / 2; positive at `offset + i`."""
     labels = torch.arange(image_local.shape[0], device=image_local.device) + offset
-    return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+    i2t = F.cross_entropy(logit_scale * image_local @ text_all.T, labels, reduction="none")
+    t2i = F.cross_entropy(logit_scale * text_local @ image_all.T, labels, reduction="none")
+    return (i2t + t2i) / 2
 
 
 class ClipOptions(ObjectiveOptions):

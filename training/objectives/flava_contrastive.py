@@ -30,26 +30,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions, at_least_fp32
+from training.objectives.clip import contrastive_row_losses
 from training.objectives.gather import all_gather_no_grad, all_gather_with_grad, gather_sizes, world
-
-
-def contrastive_row_losses(
-    image_local: torch.Tensor,
-    text_local: torch.Tensor,
-    image_all: torch.Tensor,
-    text_all: torch.Tensor,
-    logit_scale: torch.Tensor,
-    offset: int,
-) -> torch.Tensor:
-    """Per local row i: (CE(image_i vs all texts) + CE(text_i vs all images)) / 2; positive at `offset + i`."""
-    labels = torch.arange(image_local.shape[0], device=image_local.device) + offset
-    i2t = F.cross_entropy(logit_scale * image_local @ text_all.T, labels, reduction="none")
-    t2i = F.cross_entropy(logit_scale * text_local @ image_all.T, labels, reduction="none")
-    return (i2t + t2i) / 2
 
 
 def flava_contrastive_loss(
