@@ -25,7 +25,6 @@ from training.config import TrainConfig
 from training.data import BatchSpec, batch_spec
 from training.model import DualEncoder, build_model
 from training.objectives import OBJECTIVES, ModelInfo, Objective
-from training.objectives.base import mask_key
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TOKEN_OUTPUTS = frozenset({"image_tokens", "text_tokens"})
@@ -58,7 +57,7 @@ class Trainee(nn.Module):
         model: DualEncoder,
         objectives: dict[str, Objective],
         weights: dict[str, float],
-        options: dict[str, object] | None = None,
+        options: dict[str, object],
         image_from: str = "jpg",
     ) -> None:
         super().__init__()
@@ -66,7 +65,6 @@ class Trainee(nn.Module):
         self.objectives = nn.ModuleDict(objectives)
         self.weights = dict(weights)
         self.image_alias = image_from  # the member decoded as `image`: requests for it read `image`
-        options = options or {name: type(o).Options() for name, o in objectives.items()}
         self.requests = {
             name: (type(o).encode_images(options[name]), type(o).encode_texts(options[name]))
             for name, o in objectives.items()
@@ -176,6 +174,3 @@ def run_batch_spec(cfg: TrainConfig, image_size: int, modality: str = "pair") ->
     return batch_spec(
         image_size, cfg.data.caption_from, declared, cfg.data.image_sizes, modality, image_from=cfg.data.image_from
     )
-
-
-__all__ = ["AMP_DTYPES", "Trainee", "build_trainee", "mask_key", "model_info", "run_batch_spec"]
