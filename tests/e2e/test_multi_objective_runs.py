@@ -8,15 +8,13 @@ text-only version of other shapes; the visual tokenizer is built by the real
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from support.raytrain import ray_train_worker_pids
+from support.raytrain import kill_a_worker_when, registered
 from support.training_corpus import write_unimodal, write_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,13 +163,6 @@ def test_flava_mixture_learns_each_objective_on_its_own_batches(workdir):
     assert seen["images@1"] > 0 and seen["texts@1"] > 0
 
 
-def registered(checkpoint):
-    """Ray Train has registered `checkpoint` (its manager's snapshot lists it): a restart resumes
-    from it. The folder alone appears before the asynchronous report is processed."""
-    snapshot = checkpoint.parent / "checkpoint_manager_snapshot.json"
-    return checkpoint.is_dir() and snapshot.is_file() and checkpoint.name in snapshot.read_text()
-
-
 def last_per_step(rows):
     return {r["step"]: r for r in rows}
 
@@ -179,20 +170,12 @@ def last_per_step(rows):
 def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninterrupted_run(workdir):
     train(workdir, "resume.yaml", "steps=50", "run.name=straight")
     proc = train(workdir, "resume.yaml", "steps=50", "run.name=killed", wait=False)
-    try:
-        deadline = time.time() + 500
-        checkpoint = workdir / "ckpt" / "killed" / "checkpoint-00000020"
-        while not (any(r["step"] >= 22 for r in metrics(workdir, "killed")) and registered(checkpoint)):
-            assert proc.poll() is None and time.time() < deadline, "run ended or stalled before step 22"
-            time.sleep(0.2)
-        victims = ray_train_worker_pids(proc.pid)
-        assert victims, "no RayTrainWorker process found"
-        os.kill(victims[0], signal.SIGKILL)
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, out[-3000:]
+    checkpoint = workdir / "ckpt" / "killed" / "checkpoint-00000020"
+    kill_a_worker_when(
+        proc,
+        lambda: any(r["step"] >= 22 for r in metrics(workdir, "killed")) and registered(checkpoint),
+        "step 22 and the step-20 checkpoint",
+    )
     assert summary(workdir, "killed")["steps_this_attempt"] == 30  # resumed from the step-20 checkpoint
     killed, straight = metrics(workdir, "killed"), last_per_step(metrics(workdir, "straight"))
     assert [r["step"] for r in killed].count(22) == 2  # steps after the checkpoint ran twice

@@ -9,15 +9,13 @@ driver's progress bar, the summary, where the log is); Ray's output is in the ru
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from support.raytrain import ray_train_worker_pids
+from support.raytrain import kill_a_worker_when, registered
 from support.training_corpus import write_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,22 +108,12 @@ def test_killed_worker_resumes_from_last_checkpoint(workdir):
         "batch_size=16",
         wait=False,
     )
-    try:
-        deadline = time.time() + 400
-        # past step 25, and Ray Train has registered the step-20 checkpoint (it reports asynchronously:
-        # a kill before that restarts from step 0)
-        checkpoint = workdir / "ckpt" / "kill" / "checkpoint-00000020"
-        while not (any(s >= 25 for s in logged_steps(workdir, "kill")) and checkpoint.is_dir()):
-            assert proc.poll() is None and time.time() < deadline, "run ended or stalled before step 25"
-            time.sleep(0.5)
-        victims = ray_train_worker_pids(proc.pid)
-        assert victims, "no RayTrainWorker process found"
-        os.kill(victims[0], signal.SIGKILL)
-        out, _ = proc.communicate(timeout=500)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, out[-3000:]
+    checkpoint = workdir / "ckpt" / "kill" / "checkpoint-00000020"
+    out = kill_a_worker_when(
+        proc,
+        lambda: any(s >= 25 for s in logged_steps(workdir, "kill")) and registered(checkpoint),
+        "step 25 and the step-20 checkpoint",
+    )
     assert_own_lines_only(out, workdir, "kill")
     s = summary(workdir, "kill")
     assert s["step"] == 60

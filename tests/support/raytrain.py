@@ -1,6 +1,8 @@
 """Finding Ray Train's worker processes of a training run started from a test (to kill one)."""
 
 import os
+import signal
+import time
 from pathlib import Path
 
 
@@ -22,3 +24,29 @@ def ray_train_worker_pids(root_pid: int) -> list[int]:
             if "RayTrainWorker" in cmd:
                 found.append(pid)
     return found
+
+
+def registered(checkpoint: Path) -> bool:
+    """Ray Train has registered `checkpoint` (its manager's snapshot lists it), so a restart
+    resumes from it. The folder alone appears before the asynchronous report is processed."""
+    snapshot = checkpoint.parent / "checkpoint_manager_snapshot.json"
+    return checkpoint.is_dir() and snapshot.is_file() and checkpoint.name in snapshot.read_text()
+
+
+def kill_a_worker_when(proc, ready, what: str, timeout_s: float = 500) -> str:
+    """Wait until `ready()` holds while the run `proc` (a CLI subprocess in its own session)
+    goes on, SIGKILL one of its Ray Train workers, and return the run's output once it ends."""
+    try:
+        deadline = time.time() + timeout_s
+        while not ready():
+            assert proc.poll() is None and time.time() < deadline, f"run ended or stalled before {what}"
+            time.sleep(0.2)
+        victims = ray_train_worker_pids(proc.pid)
+        assert victims, "no RayTrainWorker process found"
+        os.kill(victims[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    return out
