@@ -1,4 +1,4 @@
-"""`python -m catalog [--root ROOT]`: list, show, samples, diff, verify, serve, reindex."""
+"""`python -m catalog [--root ROOT]`: list, show, models, samples, diff, verify, serve, reindex."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from catalog.cli import build_parser, run_parsed
 COMMANDS = [
     "catalog.commands.list_versions",
     "catalog.commands.show",
+    "catalog.commands.models",
     "catalog.commands.samples",
     "catalog.commands.diff",
     "catalog.commands.verify",

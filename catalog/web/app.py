@@ -3,6 +3,7 @@
 Safe by default: only GET/HEAD routes; every string is escaped (catalog.web.html); a
 Content-Security-Policy forbids scripts; `/files/...` serves only regular files inside
 the catalog root and any request path with a `..` segment or an encoded slash is refused;
+`/models/{run}/files/...` serves only the evaluation files a run's evals.jsonl lists;
 sample members are looked up in the offset index by name, never opened as paths; a bearer
 token is required whenever the server binds to a non-loopback address.
 """
@@ -22,8 +23,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from catalog import storage
 from catalog.errors import UserError
+from catalog.models import eval_file
 from catalog.store import Catalog
-from catalog.web import pages
+from catalog.web import model_pages, pages
 
 TOKEN_COOKIE = "lipforge_catalog_token"
 PER_PAGE = 24
@@ -89,6 +91,8 @@ def create_app(root: str, token: str | None = None, index_dir: str | None = None
             response = await call_next(request)
         except LookupError as exc:
             response = HTMLResponse(pages.error_page(404, str(exc.args[0] if exc.args else exc)), status_code=404)
+        except UserError as exc:  # a bad run name, an unreadable record: the message says which
+            response = HTMLResponse(pages.error_page(400, str(exc)), status_code=400)
         return _with_headers(response)
 
     @app.get("/", response_class=HTMLResponse)
@@ -119,6 +123,26 @@ def create_app(root: str, token: str | None = None, index_dir: str | None = None
         media = mimetypes.guess_type(f"x.{ext}")[0] or "application/octet-stream"
         if media.startswith("text/"):
             media += "; charset=utf-8"
+        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models_page() -> str:
+        catalog.refresh()
+        return model_pages.models_list(catalog)
+
+    @app.get("/models/{run}", response_class=HTMLResponse)
+    def run_page(run: str) -> str:
+        catalog.refresh()
+        return model_pages.run_page(catalog, run)
+
+    @app.get("/models/{run}/files/{relpath:path}")
+    def run_file(run: str, relpath: str) -> Response:
+        # only paths recorded in the run's evals.jsonl are served (catalog.models.eval_file)
+        clean = posixpath.normpath("/" + relpath).lstrip("/")
+        if clean != relpath or not clean.startswith("evals/"):
+            return HTMLResponse(pages.error_page(400, "path refused"), status_code=400)
+        data = eval_file(catalog.root, run, clean)
+        media = mimetypes.guess_type(clean)[0] or "application/octet-stream"
         return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/files/{path:path}")

@@ -17,7 +17,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#667}
 .gallery img.main{width:100%;height:220px;object-fit:cover;border-radius:4px}
 .views img{height:56px;margin:2px;border:1px solid #ccd}.caption{font-weight:600;margin:6px 0}
 .tv{font-size:12px;color:#445}.tv b{color:#223}pre{background:#fff;border:1px solid #dde1e7;padding:8px;overflow:auto}
-.pager a,.pager span{margin-right:10px}
+.pager a,.pager span{margin-right:10px}.card.chart{display:inline-block}figure.card{margin:0}
 """
 
 

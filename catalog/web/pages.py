@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from catalog.lineage import lineage
 from catalog.manifest import modality_of
+from catalog.models import runs_for_dataset
 from catalog.reasons import REASONS
 from catalog.store import Catalog, SampleRef
 from catalog.tables import VERSION_COLUMNS, human_bytes, version_cells
@@ -21,9 +22,16 @@ def version_href(dataset: str, version: int) -> str:
     return f"/d/{quote(dataset, safe='')}/{version}"
 
 
+def run_href(run: str) -> str:
+    return f"/models/{quote(run, safe='')}"
+
+
 def dataset_list(catalog: Catalog) -> str:
     rows = catalog.index.versions()
-    body = [f"<h1>Datasets under {h(catalog.root)}</h1>"]
+    body = [
+        f"<h1>Datasets under {h(catalog.root)}</h1>",
+        f"<p>{link('/models', 'Models')}: training runs and evaluations recorded under this root.</p>",
+    ]
     if not rows:
         body.append('<p class="muted">No complete versions yet.</p>')
     else:
@@ -111,6 +119,8 @@ def version_page(catalog: Catalog, dataset: str, version: int) -> str:
                 ]
             ],
         ),
+        "<h2>Runs</h2>",
+        _runs_section(runs_for_dataset(catalog.root, f"{dataset}@{version}")),
         "<h2>Lineage</h2>",
         f'<div class="card">{lineage_graph(lineage(catalog.index, dataset, version), _lineage_href(catalog))}</div>',
         "<h2>Sources</h2>",
@@ -124,6 +134,18 @@ def version_page(catalog: Catalog, dataset: str, version: int) -> str:
         f"<pre>{h(json.dumps(m['config'], indent=2, sort_keys=True))}</pre>",
     ]
     return page(f"{dataset}@{version}", "".join(body), [(base, f"{dataset}@{version}")])
+
+
+def _runs_section(runs: dict) -> str:
+    """Links to the runs trained and evaluated on a version (catalog.models)."""
+    out = []
+    for label, key in (("trained on it", "trained"), ("evaluated on it", "evaluated")):
+        items = "".join(
+            f'<li>{link(run_href(s["run"]), s["run"])} <span class="muted">{h(s.get("status") or "-")}</span></li>'
+            for s in runs[key]
+        )
+        out.append(f'<div id="runs-{key}"><b>{h(label)}</b>' + (f"<ul>{items}</ul>" if items else ": none") + "</div>")
+    return f'<div class="card runs">{"".join(out)}</div>'
 
 
 def _member_href(ref: SampleRef, ext: str) -> str:

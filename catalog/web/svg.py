@@ -1,4 +1,4 @@
-"""Inline SVG charts: the filter funnel, histograms and the version lineage graph."""
+"""Inline SVG charts: the filter funnel, histograms, the version lineage graph and metrics over steps."""
 
 from __future__ import annotations
 
@@ -111,3 +111,88 @@ def lineage_graph(graph: dict[str, Any], href: Callable[[str], str | None]) -> s
 
 def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+_SERIES = ["#4a6fa5", "#d0644f", "#3f8f5a", "#9a6fb0", "#c89b2c", "#2c9fb0", "#b0506f", "#667"]
+
+
+def line_chart(
+    title: str,
+    series: dict[str, list[tuple[float, float]]],
+    chance: dict[str, float] | None = None,
+    width: int = 560,
+    height: int = 260,
+) -> str:
+    """Metrics over steps: one polyline (a circle per point) per series, x and y axes with
+    ticks, a legend under the plot and each series' chance level as a dashed line of its colour."""
+    chance = {k: v for k, v in (chance or {}).items() if k in series and v is not None}
+    points = [(x, y) for pts in series.values() for x, y in pts if y is not None]
+    if not points:
+        return f'<svg width="{width}" height="30"><text x="0" y="20">{h(title)}: no data</text></svg>'
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points] + list(chance.values())
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(0.0, min(ys)), max(ys)
+    if y_lo >= 0 and y_hi <= 1:
+        y_hi = 1.0
+    if y_hi == y_lo:
+        y_hi = y_lo + 1.0
+    left, right, top = 52, 16, 26
+    plot_w, plot_h = width - left - right, height - top - 36
+    total_h = height + 12 + 16 * len(series)
+
+    def sx(x: float) -> float:
+        return left + (plot_w / 2 if x_hi == x_lo else plot_w * (x - x_lo) / (x_hi - x_lo))
+
+    def sy(y: float) -> float:
+        return top + plot_h - plot_h * (y - y_lo) / (y_hi - y_lo)
+
+    parts = [
+        f'<text x="0" y="14" font-size="12" font-weight="600">{h(title)}</text>',
+        f'<line class="axis x-axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#1d2330"/>',
+        f'<line class="axis y-axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#1d2330"/>',
+    ]
+    for i in range(5):
+        y = y_lo + (y_hi - y_lo) * i / 4
+        parts.append(
+            f'<line x1="{left - 4}" y1="{sy(y):.1f}" x2="{left + plot_w}" y2="{sy(y):.1f}" stroke="#dde1e7"/>'
+            f'<text x="{left - 6}" y="{sy(y) + 3:.1f}" font-size="9" text-anchor="end">{h(_short(round(y, 4)))}</text>'
+        )
+    for x in sorted(set(xs)) if len(set(xs)) <= 8 else [x_lo + (x_hi - x_lo) * i / 6 for i in range(7)]:
+        parts.append(
+            f'<line x1="{sx(x):.1f}" y1="{top + plot_h}" x2="{sx(x):.1f}" y2="{top + plot_h + 4}" stroke="#1d2330"/>'
+            f'<text class="x-tick" x="{sx(x):.1f}" y="{top + plot_h + 15}" font-size="9" text-anchor="middle">{h(_short(round(x)))}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 28}" font-size="10" text-anchor="middle">step</text>'
+    )
+    for i, (name, pts) in enumerate(series.items()):
+        color = _SERIES[i % len(_SERIES)]
+        pts = sorted((x, y) for x, y in pts if y is not None)
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        parts.append(
+            f'<polyline class="series" data-metric="{h(name)}" points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>'
+        )
+        parts.extend(
+            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"><title>{h(name)} at step {h(_short(x))}: {h(_short(y))}</title></circle>'
+            for x, y in pts
+        )
+        if name in chance:
+            c = sy(chance[name])
+            parts.append(
+                f'<line class="chance" data-metric="{h(name)}" x1="{left}" y1="{c:.1f}" x2="{left + plot_w}" y2="{c:.1f}" stroke="{color}" stroke-dasharray="5,4"><title>{h(name)} chance: {h(_short(chance[name]))}</title></line>'
+            )
+        ly = height + 10 + 16 * i
+        dash = ' stroke-dasharray="5,4"' if name in chance else ""
+        parts.append(
+            f'<g class="legend"><line x1="{left}" y1="{ly - 4}" x2="{left + 18}" y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
+            f'<text x="{left + 24}" y="{ly}" font-size="11">{h(name)}</text>'
+            + (
+                f'<line x1="{left + 300}" y1="{ly - 4}" x2="{left + 318}" y2="{ly - 4}" stroke="{color}"{dash}/>'
+                f'<text x="{left + 324}" y="{ly}" font-size="11">chance {h(_short(chance[name]))}</text>'
+                if name in chance
+                else ""
+            )
+            + "</g>"
+        )
+    return f'<svg class="metrics" width="{width}" height="{total_h}" viewBox="0 0 {width} {total_h}" role="img" aria-label="{h(title)}">{"".join(parts)}</svg>'
