@@ -1,12 +1,13 @@
 """Serve a sample web corpus (`python -m pipelines sample-web`) over real HTTP.
 
 `python -m pipelines serve-web DIR [--port 8765] [--host 127.0.0.1] [--slow-seconds 12]`
-serves DIR/images with the stdlib `ThreadingHTTPServer`. The URL path picks the server's
+serves DIR/images and DIR/eval with the stdlib `ThreadingHTTPServer`. The URL path picks the server's
 behaviour, so a corpus row says in its URL how the "web" answers it:
 
     GET /images/NAME       200, the file DIR/images/NAME; Content-Type from its extension
                            (an HTML page saved as .jpg is served as image/jpeg, like a
                            misconfigured host)
+    GET /eval/NAME         the same for DIR/eval/NAME (the held-out eval list's images)
     GET /status/CODE/ANY   answers CODE (404, 500, ...) with a short text body
     GET /redirect/PATH     302 Found, Location: /PATH
     GET /slow/PATH         waits `slow_seconds` (default 12 s: beyond img2dataset's 10 s
@@ -36,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORT = 8765
 DEFAULT_SLOW_SECONDS = 12.0
+FOLDERS = ("images", "eval")  # the corpus folders served, each under its own URL path
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -48,8 +50,8 @@ CONTENT_TYPES = {
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], images: Path, slow_seconds: float, verbose: bool) -> None:
-        self.images = images
+    def __init__(self, address: tuple[str, int], directory: Path, slow_seconds: float, verbose: bool) -> None:
+        self.directory = directory
         self.slow_seconds = slow_seconds
         self.verbose = verbose
         self.stopping = threading.Event()  # wakes /slow/ handlers at shutdown
@@ -97,8 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
             parts = parts[1:]
         if parts[:1] == ["ctype"]:
             content_type, parts = "text/plain", parts[1:]
-        if len(parts) == 2 and parts[0] == "images" and _plain_name(parts[1]):
-            path = self.server.images / parts[1]
+        if len(parts) == 2 and parts[0] in FOLDERS and _plain_name(parts[1]):
+            path = self.server.directory / parts[0] / parts[1]
             if path.is_file():
                 kind = content_type or CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
                 return self._send(HTTPStatus.OK, path.read_bytes(), kind, body)
@@ -114,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _plain_name(name: str) -> bool:
-    """A file name inside images/ (no separators, no dot files, no '..' after URL-decoding)."""
+    """A file name inside a served folder (no separators, no dot files, no '..' after URL-decoding)."""
     return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
 
 
@@ -148,7 +150,7 @@ class CorpusServer:
                 "(make one with `python -m pipelines sample-web --out DIR`)"
             )
         self.host = host
-        self._httpd = _Server((host, port), images, slow_seconds, verbose)
+        self._httpd = _Server((host, port), self.directory, slow_seconds, verbose)
         self._thread: threading.Thread | None = None
 
     @property

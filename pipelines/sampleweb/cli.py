@@ -1,5 +1,5 @@
 """`python -m pipelines sample-web --out DIR --n N --seed S [--base-url URL] [--rate NAME=FLOAT ...]
-[--n-images K] [--n-texts K]`."""
+[--n-images K] [--n-texts K] [--n-eval K]`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "sample-web",
         help="generate a sample web corpus (captioned shape images + crawl mess + truth)",
         description="Write DIR/images, DIR/urls.parquet, DIR/truth.parquet, the image-only list "
-        "DIR/images.parquet, the text-only list DIR/texts.parquet (with their *_truth.parquet) and "
+        "DIR/images.parquet, the text-only list DIR/texts.parquet, the held-out eval list DIR/eval.parquet "
+        "(each with its *_truth.parquet) and "
         "DIR/corpus.json; serve them with `serve-web DIR`. Mess categories: " + ", ".join(category_names()),
     )
     p.add_argument("--out", required=True, help="output folder (a previous corpus there is replaced)")
@@ -43,6 +44,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--n-texts", type=int, default=None, help="rows of the text-only list texts.parquet (default: 30%% of --n)"
+    )
+    p.add_argument(
+        "--n-eval",
+        type=int,
+        default=0,
+        help="rows of the held-out eval list eval.parquet: clean pairs, images under DIR/eval/ (default 0)",
     )
     p.add_argument(
         "--base-url",
@@ -66,7 +73,14 @@ def main(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         n_images, n_texts = (unimodal_rows(args.n) if k is None else k for k in (args.n_images, args.n_texts))
         summary = generate(
-            args.out, args.n, args.seed, base_url=args.base_url, rates=rates, n_images=n_images, n_texts=n_texts
+            args.out,
+            args.n,
+            args.seed,
+            base_url=args.base_url,
+            rates=rates,
+            n_images=n_images,
+            n_texts=n_texts,
+            n_eval=args.n_eval,
         )
     except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"sample-web: {exc}", file=sys.stderr)
@@ -79,7 +93,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"fates: {fates}")
     print(
         f"image-only list: {summary['images']['n']} rows (images.parquet); "
-        f"text-only list: {summary['texts']['n']} rows (texts.parquet)"
+        f"text-only list: {summary['texts']['n']} rows (texts.parquet); "
+        f"eval list: {summary['eval']['n']} rows (eval.parquet)"
     )
     return 0
 

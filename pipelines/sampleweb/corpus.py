@@ -21,6 +21,24 @@ every paired image; content, server and duplicate faults) and `texts.parquet` (a
 column; the caption faults and a repeated-caption group). Their truth, row-aligned, is in
 `images_truth.parquet` and `texts_truth.parquet`, by the same rules restricted to the
 faults of their modality.
+
+Scenes (`scene` column of urls/truth, images/images_truth and eval/eval_truth): every row
+whose served file is a decodable drawn picture records its scene as compact JSON
+(`shapes.scene_json`: background, relation, region, left_to_right, and per shape kind,
+colour, size class and bounding box as fractions of the upright picture's width and
+height). It is null where no drawn picture is served: error statuses, HTML pages, the
+oversized PNG, truncated JPEGs. The boxes are true for the image as the pipeline decodes
+it: an EXIF-rotated file stores the upright picture rotated (the box is of the upright
+one, which the pipeline restores), a grayscale, CMYK, palette or other-format file keeps
+the geometry, and a near-duplicate is the original re-encoded or uniformly resized (the
+fractions do not change). No mess category crops or pads a picture, so no box needs
+transforming and none is dropped for it.
+
+Eval list (`eval.parquet`: url, caption, scene; `eval_truth.parquet`), drawn last with the
+same generator, so every other output is byte-identical whatever its size: clean paired
+rows only (no mess fault: the default filters keep every one), captions by the same
+caption generator, each image pHash-distinct from every paired and image-only image,
+served as `eval/e000000.jpg`, ...
 """
 
 from __future__ import annotations
@@ -47,7 +65,7 @@ from pipelines.filters.repeated_caption import RepeatedCaption
 from pipelines.phash import phash64
 from pipelines.sampleweb import captions as cap
 from pipelines.sampleweb import mess
-from pipelines.sampleweb.shapes import COLOURS, GRAY_COLOURS, Scene, render, sample_scene
+from pipelines.sampleweb.shapes import COLOURS, GRAY_COLOURS, Scene, render, sample_scene, scene_json
 
 FORMAT = "lipforge.sampleweb/1"
 DISTINCT_BITS = 12  # an ordinary image differs from every earlier one by more than this (pHash bits)
@@ -59,7 +77,7 @@ MAX_DRAWS = 60
 
 _PIL_FORMAT = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 _STATUS = {"status_404": 404, "status_500": 500}
-_ROUTE = {None: "images", "slow": "slow/images", "redirect": "redirect/images", "wrong_content_type": "ctype/images"}
+_ROUTE = {None: "", "slow": "slow/", "redirect": "redirect/", "wrong_content_type": "ctype/"}  # + the served folder
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,7 @@ class Row:
     dup_group: int | None = None
     translate_to: str | None = None  # "spanish"/"catalan": caption filled in by apertium
     fate: str = KEEP
+    scene: str | None = None  # shapes.scene_json of the served picture; None when none is served
 
 
 @dataclass
@@ -184,6 +203,7 @@ class _Builder:
         self.spam: list[str] = []  # one caption per repeated-caption group, set once rows are planned
         self.huge: bytes | None = None
         self.prefix = ""  # of served file names: "" for the paired rows, IMAGE_PREFIX for the image-only list
+        self.folder = "images"  # the served folder (and URL path) of the files: "images", or EVAL_FOLDER
 
     # ---------------------------------------------------------------- drawing
 
@@ -264,6 +284,8 @@ class _Builder:
         name, data = self.content_bytes(index, content, image, row)
         row.url = self.url(plan.server, name)
         (self.image_dir / name).write_bytes(data)
+        if image is not None and "corrupt_jpeg" not in content:
+            row.scene = scene_json(scene)
         return row
 
     def n_shapes(self, plan: Plan) -> int:
@@ -341,7 +363,7 @@ class _Builder:
     def url(self, server: str | None, name: str) -> str:
         if server in _STATUS:
             return f"{self.base_url}/status/{_STATUS[server]}/{name}"
-        return f"{self.base_url}/{_ROUTE[server]}/{name}"
+        return f"{self.base_url}/{_ROUTE[server]}{self.folder}/{name}"
 
     def duplicate_row(self, index: int, plan: Plan) -> Row:
         assert plan.group is not None
@@ -375,6 +397,7 @@ class _Builder:
             image_format="JPEG",
             image_mode="RGB",
             dup_group=plan.group,
+            scene=scene_json(group.scene),  # a copy is the original re-encoded or uniformly resized
         )
 
     def near_copy(self, group: _Group, index: int) -> tuple[bytes, Image.Image]:
@@ -454,6 +477,52 @@ def text_only_rows(builder: _Builder, n: int, rates: mess.Rates) -> list[Row]:
     return rows
 
 
+EVAL_PREFIX = "e"  # file names of the eval list's images: e000000.jpg, ...
+EVAL_FOLDER = "eval"  # served folder of the eval list's images (DIR/eval/, URL path /eval/)
+
+
+def eval_rows(builder: _Builder, n: int, out: Path) -> list[Row]:
+    """The held-out eval list, drawn after every other list (whose bytes it leaves alone): clean
+    paired rows only, so the default filters keep every one; images pHash-distinct from every
+    paired and image-only image (the builder's hashes hold them all), in their own folder."""
+    if not n:
+        return []
+    builder.prefix, builder.folder, builder.groups = EVAL_PREFIX, EVAL_FOLDER, {}
+    builder.image_dir = out / EVAL_FOLDER
+    rows = [builder.row(i, Plan("clean")) for i in range(n)]
+    _finish(rows)
+    bad = next((i for i, r in enumerate(rows) if r.fate != KEEP or r.scene is None), None)
+    if bad is not None:
+        raise RuntimeError(f"eval row {bad}: fate {rows[bad].fate!r}, expected a kept row with a scene")
+    return rows
+
+
+def _pair_tables(rows: list[Row]) -> tuple[pa.Table, pa.Table]:
+    """A paired list (url, caption, scene) and its row-aligned truth."""
+    urls = pa.table(
+        {
+            "url": pa.array([r.url for r in rows], pa.string()),
+            "caption": pa.array([r.caption for r in rows], pa.string()),
+            "scene": pa.array([r.scene for r in rows], pa.string()),
+        }
+    )
+    truth = pa.table(
+        {
+            "url": pa.array([r.url for r in rows], pa.string()),
+            "fate": pa.array([r.fate for r in rows], pa.string()),
+            "clean_caption": pa.array([r.clean for r in rows], pa.string()),
+            "scene": pa.array([r.scene for r in rows], pa.string()),
+            "category": pa.array([r.category for r in rows], pa.string()),
+            "dup_group": pa.array([r.dup_group for r in rows], pa.int32()),
+            "width": pa.array([r.width for r in rows], pa.int32()),
+            "height": pa.array([r.height for r in rows], pa.int32()),
+            "image_format": pa.array([r.image_format for r in rows], pa.string()),
+            "image_mode": pa.array([r.image_mode for r in rows], pa.string()),
+        }
+    )
+    return urls, truth
+
+
 def _parquet(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
@@ -461,12 +530,18 @@ def _parquet(table: pa.Table) -> bytes:
 
 
 def _write_unimodal(out: Path, image_rows: list[Row], text_rows: list[Row]) -> None:
-    """images.parquet (url) + images_truth.parquet, texts.parquet (caption) + texts_truth.parquet (row-aligned)."""
-    images = pa.table({"url": pa.array([r.url for r in image_rows], pa.string())})
+    """images.parquet (url, scene) + images_truth.parquet, texts.parquet (caption) + texts_truth.parquet (row-aligned)."""
+    images = pa.table(
+        {
+            "url": pa.array([r.url for r in image_rows], pa.string()),
+            "scene": pa.array([r.scene for r in image_rows], pa.string()),
+        }
+    )
     image_truth = pa.table(
         {
             "url": pa.array([r.url for r in image_rows], pa.string()),
             "fate": pa.array([r.fate for r in image_rows], pa.string()),
+            "scene": pa.array([r.scene for r in image_rows], pa.string()),
             "category": pa.array([r.category for r in image_rows], pa.string()),
             "dup_group": pa.array([r.dup_group for r in image_rows], pa.int32()),
             "width": pa.array([r.width for r in image_rows], pa.int32()),
@@ -510,9 +585,11 @@ def _prepare(out_dir: Path) -> None:
             raise ValueError(
                 f"{out_dir}: not empty and not a sample-web corpus (no corpus.json); refusing to overwrite"
             )
-        if (out_dir / "images").exists():
-            shutil.rmtree(out_dir / "images")
+        for folder in ("images", EVAL_FOLDER):
+            if (out_dir / folder).exists():
+                shutil.rmtree(out_dir / folder)
     (out_dir / "images").mkdir(parents=True)
+    (out_dir / EVAL_FOLDER).mkdir()
 
 
 def generate(
@@ -523,6 +600,7 @@ def generate(
     rates: mess.Rates | dict[str, float] | None = None,
     n_images: int = 0,
     n_texts: int = 0,
+    n_eval: int = 0,
 ) -> dict[str, Any]:
     """Write a sample web corpus of `n` rows into `out_dir`; return its summary (= corpus.json).
 
@@ -530,11 +608,12 @@ def generate(
     ones keep their defaults. `n_images` / `n_texts`: rows of the image-only list
     (images.parquet) and the text-only list (texts.parquet), drawn after the paired rows,
     so the paired rows and their images are the same whatever these are (0: empty lists).
-    Same arguments: byte-identical outputs.
+    `n_eval`: rows of the held-out eval list (eval.parquet), drawn after both, so it
+    changes no other output (0: an empty list). Same arguments: byte-identical outputs.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    for name, value in (("n_images", n_images), ("n_texts", n_texts)):
+    for name, value in (("n_images", n_images), ("n_texts", n_texts), ("n_eval", n_eval)):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     if not base_url.startswith(("http://", "https://")):
@@ -550,28 +629,12 @@ def generate(
     _finish(rows)
     image_rows = image_only_rows(builder, n_images, rates)
     text_rows = text_only_rows(builder, n_texts, rates)
+    held_out = eval_rows(builder, n_eval, out)
 
-    urls = pa.table(
-        {
-            "url": pa.array([r.url for r in rows], pa.string()),
-            "caption": pa.array([r.caption for r in rows], pa.string()),
-        }
-    )
-    truth = pa.table(
-        {
-            "url": pa.array([r.url for r in rows], pa.string()),
-            "fate": pa.array([r.fate for r in rows], pa.string()),
-            "clean_caption": pa.array([r.clean for r in rows], pa.string()),
-            "category": pa.array([r.category for r in rows], pa.string()),
-            "dup_group": pa.array([r.dup_group for r in rows], pa.int32()),
-            "width": pa.array([r.width for r in rows], pa.int32()),
-            "height": pa.array([r.height for r in rows], pa.int32()),
-            "image_format": pa.array([r.image_format for r in rows], pa.string()),
-            "image_mode": pa.array([r.image_mode for r in rows], pa.string()),
-        }
-    )
-    storage.write_bytes(str(out / "urls.parquet"), _parquet(urls))
-    storage.write_bytes(str(out / "truth.parquet"), _parquet(truth))
+    for listed, list_name, truth_name in ((rows, "urls", "truth"), (held_out, "eval", "eval_truth")):
+        urls, truth = _pair_tables(listed)
+        storage.write_bytes(str(out / f"{list_name}.parquet"), _parquet(urls))
+        storage.write_bytes(str(out / f"{truth_name}.parquet"), _parquet(truth))
     _write_unimodal(out, image_rows, text_rows)
     summary = {
         "format": FORMAT,
@@ -587,6 +650,7 @@ def generate(
         "huge_image_size": list(mess.HUGE_SIZE),
         "images": _list_summary(image_rows),
         "texts": _list_summary(text_rows),
+        "eval": _list_summary(held_out),
     }
     storage.write_json(str(out / "corpus.json"), summary)
     return summary

@@ -5,10 +5,16 @@ size class and bounding box, the relation the layout was drawn to satisfy (so "a
 a caption is true in the pixels), and the background kind. Drawing is deterministic given
 the seeded generators passed in (`random.Random` for choices, `numpy.random.Generator`
 for textures); nothing touches a global RNG.
+
+`scene_json(scene)` is the record the corpus publishes beside each drawn image (the `scene`
+column): background, relation, region, left_to_right and, per shape, kind, colour, size
+class and its bounding box as fractions of the picture's width and height, so it stays
+true under any resize that keeps the aspect ratio.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -67,6 +73,36 @@ class Scene:
     relation: str | None = None  # two shapes: relation of shapes[0] to shapes[1]
     region: str | None = None  # one shape: where it sits
     left_to_right: bool = False  # three shapes: shapes are ordered by x
+
+
+BOX_DECIMALS = 4
+
+
+def scene_record(scene: Scene) -> dict:
+    """The published record of `scene`: shapes with their bounding boxes [x0, y0, x1, y1]
+    as fractions (0..1, `BOX_DECIMALS` decimals) of the picture's width and height."""
+
+    def box(s: Shape) -> list[float]:
+        edges = (
+            (s.cx - s.r) / scene.width,
+            (s.cy - s.r) / scene.height,
+            (s.cx + s.r) / scene.width,
+            (s.cy + s.r) / scene.height,
+        )
+        return [round(min(1.0, max(0.0, v)), BOX_DECIMALS) for v in edges]
+
+    return {
+        "background": scene.background,
+        "relation": scene.relation,
+        "region": scene.region,
+        "left_to_right": scene.left_to_right,
+        "shapes": [{"kind": s.kind, "colour": s.colour, "size": s.size, "box": box(s)} for s in scene.shapes],
+    }
+
+
+def scene_json(scene: Scene) -> str:
+    """`scene_record(scene)` as compact JSON with sorted keys (the corpus's `scene` column)."""
+    return json.dumps(scene_record(scene), sort_keys=True, separators=(",", ":"))
 
 
 def _radius(rng: random.Random, size: str, short_side: int) -> float:

@@ -21,10 +21,17 @@ FORMATS: dict[str, tuple[str, ...]] = {
 }
 
 
+# A source column kept under a name the sample json already uses would overwrite it; the
+# augment job adds `views` (the view recipes) to the same json.
+VIEW_RECIPES_FIELD = "views"
+
+
 class SourceConfig(Config):
-    """The input list: one file (local or s3://). `modality` says what its rows are:
-    "pair" (a URL and a caption column), "image" (a URL column only: an image-only version)
-    or "text" (a caption column, or a .txt file of one caption per line: a text-only version)."""
+    """The input list: one file (local or s3://), or a local folder of images with a caption
+    table (`pipelines.stages.source`). `modality` says what its rows are: "pair" (a URL and
+    a caption column), "image" (a URL column only: an image-only version) or "text" (a
+    caption column, or a .txt file of one caption per line: a text-only version).
+    `keep_columns`: source columns carried into each kept sample's json under their own name."""
 
     urls: str
     modality: Modality = "pair"
@@ -33,6 +40,10 @@ class SourceConfig(Config):
     # None: from the file name (.parquet, .csv, .tsv; .txt for text). "tsv_headerless" reads CC3M-style
     # files whose rows are `caption<TAB>url` without a header (url_col/caption_col ignored).
     format: Optional[Literal["parquet", "csv", "tsv", "tsv_headerless", "txt"]] = None
+    # A folder source: the caption table's file name inside it (default: the one of
+    # captions.tsv, captions.csv, captions.parquet that exists).
+    caption_table: Optional[str] = Field(None, min_length=1)
+    keep_columns: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fits_modality(self) -> SourceConfig:
@@ -50,7 +61,38 @@ class SourceConfig(Config):
                 f"not read: modality {self.modality!r} has no {unread[1]} column; remove the key, or set source.modality: pair",
                 getattr(self, unread[0]),
             )
+        self._check_keep_columns()
         return self
+
+    def _check_keep_columns(self) -> None:
+        """Each kept column once, none that the json already has or that would write a raw caption."""
+        keep = self.keep_columns
+        if not keep:
+            return
+        from pipelines.stages.shard import JSON_FIELDS  # the json's built-in fields live with its writer
+
+        if self.format in ("tsv_headerless", "txt"):
+            raise key_error(("keep_columns",), f"a {self.format} source has no other columns to keep", keep)
+        for i, name in enumerate(keep):
+            if not name:
+                raise key_error(("keep_columns",), f"entry {i} is an empty column name", keep)
+            if name in keep[:i]:
+                raise key_error(("keep_columns",), f"column {name!r} is listed twice", keep)
+            builtin = (*JSON_FIELDS[self.modality], VIEW_RECIPES_FIELD)
+            if name in builtin:
+                raise key_error(
+                    ("keep_columns",),
+                    f"{name!r} is a built-in field of the sample json ({', '.join(builtin)}); "
+                    "rename the column in the source",
+                    keep,
+                )
+            if self.modality != "image" and name == self.caption_col:
+                raise key_error(
+                    ("keep_columns",),
+                    f"{name!r} is the caption column (source.caption_col): raw captions are never written; "
+                    "the clean caption is the txt member",
+                    keep,
+                )
 
 
 def key_error(loc: tuple[str, ...], message: str, given: object) -> ValidationError:
@@ -89,8 +131,13 @@ class DownloadConfig(Config):
 
 
 class DedupConfig(Config):
-    """Image de-duplication: exact content hash, plus pHash within `max_hamming` bits."""
+    """Image de-duplication: exact content hash, plus pHash within `max_hamming` bits.
 
+    `enabled: false` keeps every image (the stage still runs and counts, rejecting none): for
+    sources that list one image under several rows on purpose, e.g. an eval set with several
+    captions per image."""
+
+    enabled: bool = True
     max_hamming: int = Field(6, ge=-1, le=63)  # -1 disables near-duplicate detection
 
 

@@ -8,6 +8,9 @@ smallest key always survives and the result does not depend on download order.
 Near-duplicate search uses multi-index hashing: split the 64 bits into `max_hamming + 1`
 bands; two hashes within `max_hamming` bits agree exactly on at least one band
 (pigeonhole), so only images sharing a band value are compared.
+
+`dedup.enabled: false` (`pass_dedup`) keeps every image: for a source that lists one image
+under several rows on purpose (an eval set with several captions per image).
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ def run_dedup(images: pa.Table, max_hamming: int, prior: pa.Table | None = None)
         before,
     )
     return images.append_column("reason", pa.array(["duplicate_image" if d else None for d in flags], pa.string()))
+
+
+def pass_dedup(images: pa.Table) -> pa.Table:
+    """The dedup stage with `dedup.enabled: false`: every image passes (`reason` null)."""
+    return images.append_column("reason", pa.nulls(images.num_rows, pa.string()))
 
 
 def count_dedup(table: pa.Table) -> StageCount:

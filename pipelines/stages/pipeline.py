@@ -6,6 +6,8 @@ every row through `text` unchecked, then runs the rest; a text source (no URLs) 
 row per input row (`reason` null = passed on), so the accounting is exact: the funnel is
 checked per stage and overall, and every input row must end in exactly one of
 kept.parquet / rejects.parquet, or the build fails before anything is published.
+The source columns of `source.keep_columns` (`keep.NAME` in the source table) stay out of
+the stages and are joined by row onto the kept samples, whose json carries them.
 Re-running with the same config resumes the unfinished version.
 """
 
@@ -25,13 +27,13 @@ from catalog import console, storage
 from catalog.errors import UserError
 from catalog.raysession import ray_session
 from pipelines.stages.config import BuildConfig
-from pipelines.stages.dedup import count_dedup, run_dedup
+from pipelines.stages.dedup import count_dedup, pass_dedup, run_dedup
 from pipelines.stages.download import count_download, run_download
 from pipelines.stages.funnel import StageCount, check_rows, funnel, summary_table
 from pipelines.stages.image import count_image, run_image
 from pipelines.stages.outputs import write_version
 from pipelines.stages.shard import run_shards
-from pipelines.stages.source import read_source
+from pipelines.stages.source import kept_fields, read_source
 from pipelines.stages.text import count_text, pass_text, run_text
 from pipelines.stages.workdir import WorkDir, open_workdir
 from pipelines.views.job import augment_version
@@ -150,6 +152,8 @@ def run_stages(
     """
     clock = clock or _Clock({})
     modality = cfg.source.modality
+    carried = rows.select(["row", *kept_fields(rows)])  # source.keep_columns, joined onto the kept samples
+    rows = rows.drop_columns(kept_fields(rows))
     with clock("text"):
         text = pass_text(rows) if modality == "image" else run_text(rows, cfg.filter, wd, cpus, repeat_counts)
     n = rows.num_rows
@@ -158,7 +162,7 @@ def run_stages(
         return None
     if modality == "text":
         with clock("shard"):
-            kept, shards = run_shards(text_samples(passed(text)), cfg.shard, wd, modality)
+            kept, shards = run_shards(text_samples(passed(text), carried), cfg.shard, wd, modality)
         counts = [
             StageCount("source", n, n),
             count_text(text),
@@ -176,8 +180,11 @@ def run_stages(
         img = run_image(dl, cfg.filter, wd, cpus)
     candidates = _join(passed(img).select(["row", "phash"]), text.select(["row", "key"]), dl.select(["row", "sha256"]))
     with clock("dedup"):
-        dd = run_dedup(candidates, cfg.dedup.max_hamming, prior_images)
-    kept = kept_samples(passed(dd), text, dl, img)
+        if cfg.dedup.enabled:
+            dd = run_dedup(candidates, cfg.dedup.max_hamming, prior_images)
+        else:
+            dd = pass_dedup(candidates)
+    kept = kept_samples(passed(dd), text, dl, img, carried)
     with clock("shard"):
         kept, shards = run_shards(kept, cfg.shard, wd, modality)
     counts = [
@@ -207,24 +214,31 @@ class _Clock:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
 
-def kept_samples(survivors: pa.Table, text: pa.Table, dl: pa.Table, img: pa.Table) -> pa.Table:
-    """Everything a shard member needs about each kept row (jpg bytes stay in the raw shards)."""
+def kept_samples(
+    survivors: pa.Table, text: pa.Table, dl: pa.Table, img: pa.Table, carried: pa.Table | None = None
+) -> pa.Table:
+    """Everything a shard member needs about each kept row (jpg bytes stay in the raw shards);
+    `carried`: (row, keep.NAME ...) of the source, for the json."""
     t = _join(
         survivors.select(["row"]),
         text.select(["row", "key", "url", "caption", "lang", "lang_score", "english_ratio", "person_substituted"]),
         dl.select(["row", "width", "height", "original_width", "original_height", "sha256", "raw"]),
         img.select(["row", "phash"]),
+        *([carried] if carried is not None and carried.num_columns > 1 else []),
     )
     return t.rename_columns(
         [{"original_width": "orig_width", "original_height": "orig_height"}.get(c, c) for c in t.column_names]
     )
 
 
-def text_samples(survivors: pa.Table) -> pa.Table:
-    """Everything a text-only shard member and kept.parquet need about each kept text row (no image facts)."""
+def text_samples(survivors: pa.Table, carried: pa.Table | None = None) -> pa.Table:
+    """Everything a text-only shard member and kept.parquet need about each kept text row (no image facts);
+    `carried`: (row, keep.NAME ...) of the source, for the json."""
     t = survivors.select(["row", "key", "url", "caption", "lang", "lang_score", "english_ratio", "person_substituted"])
     for name in ("orig_width", "orig_height"):
         t = t.append_column(name, pa.nulls(t.num_rows, pa.int32()))
+    if carried is not None and carried.num_columns > 1:
+        t = _join(t, carried)
     return t.sort_by("row")
 
 

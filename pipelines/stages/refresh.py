@@ -17,7 +17,8 @@ stage (`add_funnels`); `parents` is ["NAME@prev"]. Nothing new: nothing is publi
 With an `augment:` section the new version's view version follows, as after a build.
 Image-only and text-only datasets refresh the same way (a text source has no images to
 de-duplicate against, an image source no captions to count); the source's modality must
-be the base version's.
+be the base version's. The new rows keep their `source.keep_columns` (the re-read source
+table holds them; `run_stages` joins them onto the new kept samples' json), as in a build.
 """
 
 from __future__ import annotations

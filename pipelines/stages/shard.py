@@ -1,7 +1,9 @@
 """Stage `shard`: kept samples -> WebDataset tar shards (docs/formats.md).
 
 Members by the version's modality (`MEMBERS`): a pair sample has jpg, txt, json; an
-image-only sample jpg, json; a text-only sample txt, json (its json fields: `JSON_FIELDS`).
+image-only sample jpg, json; a text-only sample txt, json (its json fields: `JSON_FIELDS`,
+plus the source columns of `source.keep_columns`, which reach a sample as `keep.NAME` and
+its json as `NAME`; the config refuses names of `JSON_FIELDS`).
 
 Order: kept samples sorted by key, then shuffled by `random.Random(shard.seed)`, then cut
 into shards of `shard.samples_per_shard`. The same kept set and seed give the same shards
@@ -26,6 +28,7 @@ from catalog.console import progress
 from catalog.parquet import read_parquet
 from catalog.shards import write_shard
 from pipelines.stages.config import ShardConfig
+from pipelines.stages.source import KEEP_PREFIX
 from pipelines.stages.workdir import WorkDir
 
 MEMBERS: dict[str, tuple[str, ...]] = {
@@ -65,9 +68,13 @@ def shard_name(i: int) -> str:
 
 
 def sample_json(s: dict[str, Any], modality: str = "pair") -> dict[str, Any]:
+    """The json member: the modality's `JSON_FIELDS`, then each `keep.NAME` value as `NAME` (NaN as null)."""
     out = {name: s[name] for name in JSON_FIELDS[modality]}
-    for name in ("lang_score", "english_ratio"):
-        if out.get(name) is not None and math.isnan(out[name]):
+    for name, value in s.items():
+        if name.startswith(KEEP_PREFIX):
+            out[name[len(KEEP_PREFIX) :]] = value
+    for name, value in out.items():
+        if isinstance(value, float) and math.isnan(value):
             out[name] = None
     return out
 

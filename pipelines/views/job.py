@@ -9,7 +9,8 @@ its funnel carried over, and the view members the configured kinds declare are w
 the manifest's schema (`schema.views`, by modality); the manifest is written last by
 `catalog.publish`. A unimodal version (manifest `modality` "image" or "text") takes only
 the view kinds of its modality (image: `global`, `local`; text: `eda`, `bt`) and its view
-version keeps that modality.
+version keeps that modality. A sample's json keeps every field of the parent's (the build's,
+including the columns of `source.keep_columns`); the views only add `views`.
 """
 
 from __future__ import annotations

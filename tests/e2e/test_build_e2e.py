@@ -189,7 +189,7 @@ def test_exif_rotated_images_are_stored_upright(corpus, built):
 
 def _names(corpus: Path) -> set[str]:
     """The raw person names: the part of a raw caption that the truth's clean caption has as <person>."""
-    raw = dict(zip(*pq.read_table(corpus / "urls.parquet").to_pydict().values()))
+    raw = {r["url"]: r["caption"] for r in pq.read_table(corpus / "urls.parquet").to_pylist()}
     out = set()
     for t in pq.read_table(corpus / "truth.parquet").to_pylist():
         clean = t["clean_caption"]

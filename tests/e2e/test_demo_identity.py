@@ -5,6 +5,12 @@ address, http://127.0.0.1:8765 (sample keys hash the URL, so the port is part of
 the clean version's shard, the view version's shard, the funnel and the rejects must equal
 the values recorded with the code before the move (2026-12-01, this machine's pinned
 libraries). A change that alters any decision, member or byte of the output fails here.
+
+Re-recorded once since (2026-12-02): `configs/demo.yaml` gained `source.keep_columns:
+[scene]`, so every sample's json carries the corpus's scene record and both shards' bytes
+changed (`SHARDS`). Nothing else did: the funnel and the rejects are the recorded ones, each
+json's `scene` is its row's in urls.parquet, and the shards rewritten without that one field
+are byte for byte the shards recorded before (`SHARDS_BEFORE_SCENE`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from catalog.config import load_config
+from catalog.shards import iter_samples, write_shard
 from pipelines.sampleweb.corpus import generate
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.pipeline import run_build
@@ -26,8 +33,12 @@ from pipelines.webserver import CorpusServer
 REPO = Path(__file__).resolve().parents[2]
 PORT = 8765
 SHARDS = {
-    1: [("v1/shards/shard-000000.tar", 1627, "950b6664b1b95368d83b093f8589f7c02e32d25d8c6c3c0bb89b77d8bacf7fab")],
-    2: [("v2/shards/shard-000000.tar", 1627, "73fc9e0852fb50c5810f0a75968469c757f1d7329809c97e22ed749dd462ade3")],
+    1: [("v1/shards/shard-000000.tar", 1627, "27f3c50d431b2a1ea731e4aa5a7da624739f66eefcca599c95c6de373916618d")],
+    2: [("v2/shards/shard-000000.tar", 1627, "908767508141ac05bc93c09c945c212099c19028d1e3a544dd123d4c45cd24ef")],
+}
+SHARDS_BEFORE_SCENE = {  # the recording of 2026-12-01, before the json carried `scene`
+    1: "950b6664b1b95368d83b093f8589f7c02e32d25d8c6c3c0bb89b77d8bacf7fab",
+    2: "73fc9e0852fb50c5810f0a75968469c757f1d7329809c97e22ed749dd462ade3",
 }
 REJECTS_SHA256 = (
     "29d7d57e901f16e61526aa56d0ed24abdebc8209213381331437301c785128cb"  # sha256 of the rejects rows as sorted-key JSON
@@ -99,6 +110,26 @@ def test_funnel_and_rejects_unchanged(demo):
         assert _manifest(demo, version)["funnel"] == FUNNEL
         rows = pq.read_table(demo / f"v{version}" / "rejects.parquet").to_pylist()
         assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest() == REJECTS_SHA256
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_only_the_scene_field_was_added(demo, version, tmp_path):
+    """Each json's `scene` is its row's; without it the shard is the one recorded before scenes."""
+    corpus = demo.parent.parent / "sampleweb"
+    scenes = {r["url"]: r["scene"] for r in pq.read_table(corpus / "urls.parquet").to_pylist()}
+    (shard,) = _manifest(demo, version)["shards"]
+
+    def without_scene():
+        for key, members in iter_samples(str(demo / shard["path"])):
+            meta = json.loads(members["json"])
+            scene = meta.pop("scene")
+            assert scene is not None and scene == scenes[meta["url"]], key
+            # the writers' own serialisation: the build's json.dumps, the augment job's without ASCII escapes
+            members["json"] = json.dumps(meta, sort_keys=True, ensure_ascii=version == 1).encode("utf-8")
+            yield key, members.items()
+
+    rewritten = write_shard(str(tmp_path / "shard.tar"), without_scene())
+    assert rewritten["sha256"] == SHARDS_BEFORE_SCENE[version]
 
 
 def test_view_members_reach_the_schema(demo):

@@ -409,7 +409,7 @@ def test_sample_web_unimodal_lists_leave_the_paired_corpus_byte_identical(corpor
 def test_sample_web_emits_an_image_only_url_list(corpora):
     _, out = corpora
     images = pq.read_table(out / "images.parquet")
-    assert images.column_names == ["url"] and images.num_rows == 60
+    assert images.column_names == ["url", "scene"] and images.num_rows == 60
     urls = images.column("url").to_pylist()
     paired = set(pq.read_table(out / "urls.parquet").column("url").to_pylist())
     assert len(set(urls)) == 60 and not set(urls) & paired

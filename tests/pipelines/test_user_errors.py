@@ -46,7 +46,8 @@ def one_error(done: subprocess.CompletedProcess, *needles: str) -> str:
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     path = tmp_path / "urls.parquet"
-    pq.write_table(pa.table({"url": ["http://127.0.0.1:1/a.jpg"], "caption": ["a red circle on a table"]}), path)
+    row = {"url": ["http://127.0.0.1:1/a.jpg"], "caption": ["a red circle on a table"], "scene": [None]}
+    pq.write_table(pa.table(row, schema=pa.schema([(k, pa.string()) for k in row])), path)  # demo.yaml keeps scene
     return path
 
 
@@ -90,6 +91,23 @@ def test_unreadable_source_names_file_and_column(tmp_path: Path):
         run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={corrupt}"),
         str(corrupt),
         "not a readable parquet",
+    )
+
+
+def test_kept_columns_name_file_column_and_key(tmp_path: Path):
+    old = tmp_path / "old.parquet"  # a corpus written before the scene column existed
+    pq.write_table(pa.table({"url": ["http://x/a.jpg"], "caption": ["a cat"]}), old)
+    one_error(
+        run("pipelines", "build", "configs/demo.yaml", "--set", f"root={tmp_path}", "--set", f"source.urls={old}"),
+        str(old),
+        "column 'scene' not found",
+        "source.keep_columns",
+    )
+    one_error(
+        run("pipelines", "build", "configs/demo-eval.yaml", "--set", "source.keep_columns=[scene,phash]"),
+        "configs/demo-eval.yaml",
+        "source.keep_columns",
+        "'phash' is a built-in field of the sample json",
     )
 
 

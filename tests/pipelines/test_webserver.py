@@ -32,7 +32,7 @@ FAILING = ("status_404", "status_500", "slow")
 def served(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("web")
     port = free_port()
-    generate(out, 120, seed=11, base_url=f"http://127.0.0.1:{port}")
+    generate(out, 120, seed=11, base_url=f"http://127.0.0.1:{port}", n_eval=3)
     urls = pq.read_table(out / "urls.parquet").to_pylist()
     truth = pq.read_table(out / "truth.parquet").to_pylist()
     rows = [{**t, "caption": u["caption"]} for u, t in zip(urls, truth)]
@@ -127,6 +127,20 @@ def test_html_page_is_served_as_jpeg(served) -> None:
     _, _, rows = served
     status, ctype, body, _ = _get(_row(rows, "html_as_image")["url"])
     assert (status, ctype) == (200, "image/jpeg") and body.startswith(b"<!DOCTYPE html>")
+
+
+def test_eval_images_are_served_from_their_folder(served) -> None:
+    server, out, _ = served
+    urls = pq.read_table(out / "eval.parquet").column("url").to_pylist()
+    assert urls == [f"{server.base_url}/eval/e{i:06d}.jpg" for i in range(3)]
+    for url in urls:
+        status, kind, data, _ = _get(url)
+        assert (status, kind) == (200, "image/jpeg") and data == (out / "eval" / url.rsplit("/", 1)[1]).read_bytes()
+    for path in ("/eval/nope.jpg", "/eval/..%2Fcorpus.json", "/eval/", "/eval/000001.jpg"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", path)
+        assert conn.getresponse().status == 404, path
+        conn.close()
 
 
 def test_head_and_unknown_paths(served) -> None:
