@@ -4,7 +4,7 @@ import sys
 
 from catalog.cli import run
 
-COMMANDS = ["training.cli", "training.tokenizer_cli"]
+COMMANDS = ["training.cli", "training.tokenizer_cli", "training.export"]
 
 if __name__ == "__main__":
     sys.exit(run("python -m training", __doc__, COMMANDS))

@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from catalog.config import Config
+from training.eval import EVAL_TASKS
 from training.objectives import OBJECTIVES
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -101,9 +102,43 @@ class RunConfig(Config):
     log_dir: str = "./runs"  # TensorBoard events, metrics.jsonl, summary.json (local)
 
 
+DEFAULT_EVAL_TASKS: dict[str, dict[str, Any]] = {"zeroshot": {}, "retrieval": {}, "probe": {}, "alignment": {}}
+
+
 class EvalConfig(Config):
-    dataset: str | None = None  # held-out NAME@VERSION for zero-shot retrieval at the end
-    samples: int = 256
+    sets: list[str] = []  # eval dataset versions (NAME@VERSION), e.g. [demo-eval@latest]
+    every_steps: int = 0  # evaluate every N steps during training (0: only at the end)
+    tasks: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_EVAL_TASKS))
+    max_images: int = 1000  # distinct images read per set
+    batch_size: int = 128
+
+    @field_validator("sets")
+    @classmethod
+    def _refs(cls, v: list[str]) -> list[str]:
+        for ref in v:
+            if "@" not in ref:
+                raise ValueError(f"eval set {ref!r}: name a version as NAME@VERSION (or NAME@latest)")
+        return v
+
+    @field_validator("tasks", mode="after")
+    @classmethod
+    def _known_tasks(cls, tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Each name is a registered eval task and its options are valid for it."""
+        errors: list[InitErrorDetails] = []
+        for name, options in tasks.items():
+            if name not in EVAL_TASKS:
+                known = ", ".join(EVAL_TASKS.names())
+                error = PydanticCustomError("unknown_task", "unknown eval task (known: {known})", {"known": known})
+                errors.append({"type": error, "loc": (name,), "input": options})
+                continue
+            options_model = EVAL_TASKS.get(name).Options
+            try:
+                options_model.model_validate(options)
+            except ValidationError as exc:
+                errors.extend(_option_error(name, options_model, e, nested=False) for e in exc.errors())
+        if errors:
+            raise ValidationError.from_exception_data("eval task options", errors)
+        return tasks
 
 
 class TrainConfig(Config):
@@ -182,9 +217,10 @@ class TrainConfig(Config):
         )
 
 
-def _option_error(name: str, model: type, err: Any) -> InitErrorDetails:
-    """An objective option's validation error, located at `NAME.options.KEY` (under `objectives`)."""
-    loc = (name, "options", *err["loc"])
+def _option_error(name: str, model: type, err: Any, nested: bool = True) -> InitErrorDetails:
+    """An option's validation error, located at `NAME.options.KEY` (under `objectives`) or
+    `NAME.KEY` (`nested=False`: under `eval.tasks`)."""
+    loc = (name, "options", *err["loc"]) if nested else (name, *err["loc"])
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(model.model_fields) or "none"
         error = PydanticCustomError(

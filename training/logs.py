@@ -58,6 +58,19 @@ def postfix(metrics: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+HEADLINE = ("zeroshot/shape/top1", "retrieval/i2t_r1", "alignment/localisation_acc")
+
+
+def eval_postfix(metrics: dict[str, Any]) -> dict[str, str]:
+    """The last evaluation's headline metrics for the progress line (`eval/SET/NAME` keys)."""
+    out = {}
+    for key, value in metrics.items():
+        name = key.split("/", 2)[-1] if key.startswith("eval/") else ""
+        if name in HEADLINE:
+            out[name.split("/")[0]] = f"{value:.2f}"
+    return out
+
+
 class MetricsBar:
     """The driver's progress bar (steps, loss, samples/s), fed by the lines rank 0 appends to
     `{log_dir}/metrics.jsonl` after the bar started (earlier lines belong to earlier attempts)."""
@@ -67,6 +80,7 @@ class MetricsBar:
         self.total, self.poll_s = total_steps, poll_s
         self.offset = os.path.getsize(self.path) if os.path.exists(self.path) else 0
         self.last: dict[str, Any] | None = None
+        self.eval_note: dict[str, str] = {}
         self._stop = threading.Event()
         self._partial = b""
         self.bar = None
@@ -112,9 +126,12 @@ class MetricsBar:
 
     def _show(self, metrics: dict[str, Any]) -> None:
         assert self.bar is not None
+        if "loss/total" not in metrics:  # an evaluation's line: shown beside the loss until the next one
+            self.eval_note = eval_postfix(metrics)
+            return
         if self.last is None:  # the clock starts at the first step, not while Ray starts
             self.bar.reset(total=self.total)
             self.bar.initial = self.bar.n = self.bar.last_print_n = int(metrics["step"]) - 1
         self.last = metrics
-        self.bar.set_postfix(postfix(metrics), refresh=False)
+        self.bar.set_postfix({**postfix(metrics), **self.eval_note}, refresh=False)
         self.bar.update(int(metrics["step"]) - self.bar.n)  # may go back: a restarted attempt repeats steps

@@ -33,13 +33,13 @@ import ray.train
 import ray.train.torch
 import torch
 
-from catalog import console, storage, versions
+from catalog import console, models, storage, versions
 from catalog.errors import UserError
 from catalog.manifest import modality_of
+from catalog.publish import code_version
 from catalog.raysession import ray_session
 from training.config import TrainConfig
 from training.data import check_members, resolve_shards
-from training.evaluate import retrieval
 from training.logs import MetricsBar, RunLog
 from training.mixture import Mixture, Source
 from training.objectives import OBJECTIVES
@@ -90,6 +90,22 @@ class Interval:
         out = {n: (float(loss) / count, ms / count) for n, (loss, ms, count) in self.sums.items() if count}
         self.sums = {}
         return out
+
+
+def run_eval(cfg: TrainConfig, model: torch.nn.Module, step: int, device: torch.device, log: RunLog | None) -> dict:
+    """Evaluate on `eval.sets`, log the metrics (`eval/SET/NAME`) and record them (with the
+    word-patch drawings) in the catalog under the run; returns {"step", "sets": {ref: {...}}}."""
+    from training.eval.runner import evaluate
+
+    out: dict[str, Any] = {"step": step, "sets": {}}
+    for r in evaluate(model, cfg, device):
+        entry = models.record_eval(cfg.root, cfg.run.name, step, r.ref, r.metrics, chance=r.chance, files=r.files)
+        run_uri = models.run_uri(cfg.root, cfg.run.name)
+        files = [storage.join(run_uri, f) for f in entry.get("files", [])]
+        out["sets"][r.ref] = {"metrics": r.metrics, "chance": r.chance, "notes": r.notes, "files": files}
+        if log is not None:
+            log.step(step, {f"eval/{r.ref}/{k}": v for k, v in r.metrics.items()})
+    return out
 
 
 def run_sources(cfg: TrainConfig, image_size: int) -> list[Source]:
@@ -236,6 +252,9 @@ def worker_loop(config: dict[str, Any]) -> None:
                 history["first_losses"].setdefault(n, value)
             if log is not None:
                 log.step(step, metrics)
+        if cfg.eval.sets and cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step < cfg.steps:
+            if rank == 0:  # the other ranks wait for it at the next step's gradient all-reduce
+                history.setdefault("eval", {}).update(run_eval(cfg, trainee.model, step, device, log))
         if step % cfg.checkpoint.every_steps == 0 and step < cfg.steps:
             _save(cfg, trainee, optimizer, scheduler, scaler, step, history, rank, world, mixture)
     summary = {
@@ -250,8 +269,9 @@ def worker_loop(config: dict[str, Any]) -> None:
         "samples_per_s": (step - start_step) * global_batch / max(time.perf_counter() - t_start, 1e-9),
     }
     summary.update({k: v for k, v in trainee.log_metrics().items() if k.startswith("collapse")})
-    if cfg.eval.dataset and rank == 0:
-        summary["eval"] = retrieval(trainee.model, cfg.root, cfg.eval.dataset, cfg.eval.samples, device)
+    if cfg.eval.sets and rank == 0:
+        done = history.get("eval", {})
+        summary["eval"] = done if done.get("step") == step else run_eval(cfg, trainee.model, step, device, log)
     if log is not None:
         log.close()
     if step > start_step:  # the final checkpoint carries the summary (Result.metrics)
@@ -373,8 +393,12 @@ def check_run(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
                 f"{'/'.join(sorted(have))} (add such a source to data.mixture)"
             )
     visual_tokenizer_for(cfg, manifests)  # a missing codebook fails here, naming the command that builds it
-    if cfg.eval.dataset:
-        held_out, _ = resolve_shards(cfg.root, cfg.eval.dataset)
+    for ref in cfg.eval.sets:
+        held_out, _ = resolve_shards(cfg.root, ref)
+        if modality_of(held_out) != "pair":
+            raise RunFailed(
+                f"eval set {ref} is {modality_of(held_out)}-only data; evaluation needs image-caption pairs"
+            )
         check_members(held_out, {"eval": ("jpg", "txt")}, ["txt"])
     return manifests
 
@@ -400,6 +424,8 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
     log_path = os.path.join(log_dir, LOG_FILE)
     os.makedirs(log_dir, exist_ok=True)
     storage_path, storage_fs = _storage(cfg.checkpoint.storage)
+    started = _now()
+    record_lineage(cfg, status="running", started=started, log_dir=log_dir)
     with ray_session(log_path=log_path, runtime_env={"worker_process_setup_hook": _quiet_without_dashboard}):
         _quiet_without_dashboard()
         captured = console.current_log()
@@ -426,6 +452,7 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
                 result = trainer.fit()
             except (ray.train.TrainingFailedError, ray.exceptions.RayError) as exc:
                 logging.getLogger("lipforge.training").exception("run %r failed", cfg.run.name)
+                record_lineage(cfg, status="failed", finished=_now())
                 where = f"; the full log is {captured}" if captured else ""
                 raise RunFailed(f"run {cfg.run.name!r} failed: {_cause(exc)}{where}") from None
             summary = dict(result.metrics.get("summary", {}))
@@ -434,10 +461,42 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
         dataset=", ".join(manifests),
         sources={ref: weight for ref, weight in cfg.sources().items()},
         run=cfg.run.name,
+        root=cfg.root,
         objectives={n: s.weight for n, s in cfg.objectives.items()},
         checkpoint=result.checkpoint.path if result.checkpoint else None,
         log_dir=log_dir,
         log=captured,
     )
     storage.write_json(os.path.join(log_dir, "summary.json"), summary)
+    record_lineage(cfg, status="finished", finished=_now(), summary=summary, result=result)
     return summary
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def record_lineage(cfg: TrainConfig, result: Any = None, summary: dict | None = None, **fields: Any) -> None:
+    """The run in the catalog (`catalog.models`): its resolved config, code version, the
+    versions it trains on (weight, samples seen), its checkpoints and summary. Evaluations
+    are recorded by `run_eval` as they happen."""
+    seen = (summary or {}).get("samples_per_source", {})
+    datasets = {
+        ref: {"role": "train", "weight": w, "samples_seen": seen.get(ref, 0)} for ref, w in cfg.sources().items()
+    }
+    if summary is not None:
+        fields.update(summary=summary, step=summary.get("step"))
+    if result is not None:
+        fields["checkpoints"] = [
+            {"step": int(m.get("step", 0)), "path": c.path} for c, m in (result.best_checkpoints or [])
+        ]
+    models.record_run(
+        cfg.root,
+        cfg.run.name,
+        config=cfg.to_dict(),
+        code_version=code_version(),
+        steps=cfg.steps,
+        objectives={n: s.weight for n, s in cfg.objectives.items()},
+        datasets=datasets,
+        **fields,
+    )

@@ -8,6 +8,7 @@ manifest declares every view member written.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -34,7 +35,8 @@ SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
 PLACES = {"left": (0.28, 0.5), "right": (0.72, 0.5), "top": (0.5, 0.28), "bottom": (0.5, 0.72)}
 
 
-def draw(colour: str, shape: str, place: str, rng: random.Random) -> Image.Image:
+def draw(colour: str, shape: str, place: str, rng: random.Random) -> tuple[Image.Image, list[float]]:
+    """The picture and its shape's bounding box as fractions of width and height."""
     w, h = rng.randint(256, 320), 256
     bg = tuple(rng.randint(90, 170) for _ in range(3))
     img = Image.new("RGB", (w, h), bg)
@@ -53,18 +55,31 @@ def draw(colour: str, shape: str, place: str, rng: random.Random) -> Image.Image
     else:
         d.rectangle([cx - r, cy - r / 3, cx + r, cy + r / 3], fill=fill)
         d.rectangle([cx - r / 3, cy - r, cx + r / 3, cy + r], fill=fill)
-    return img
+    return img, [round(v, 4) for v in ((cx - r) / w, (cy - r) / h, (cx + r) / w, (cy + r) / h)]
 
 
-def make_pairs(n: int, seed: int) -> list[tuple[str, Image.Image, str, str]]:
-    """(url, image, caption, paraphrase) rows."""
+def scene_json(colour: str, shape: str, box: list[float]) -> str:
+    """The scene as the sample web corpus records it (docs/formats.md), one shape."""
+    scene = {
+        "background": "plain",
+        "relation": None,
+        "region": None,
+        "left_to_right": False,
+        "shapes": [{"kind": shape, "colour": colour, "size": "large", "box": box}],
+    }
+    return json.dumps(scene, sort_keys=True, separators=(",", ":"))
+
+
+def make_pairs(n: int, seed: int) -> list[tuple[str, Image.Image, str, str, str]]:
+    """(url, image, caption, paraphrase, scene json) rows."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         colour, shape, place = rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.choice(list(PLACES))
         caption = f"a {colour} {shape} on the {place}"
         paraphrase = f"there is a {shape} coloured {colour} at the {place}"
-        rows.append((f"http://127.0.0.1/s{seed}/{i}.jpg", draw(colour, shape, place, rng), caption, paraphrase))
+        img, box = draw(colour, shape, place, rng)
+        rows.append((f"http://127.0.0.1/s{seed}/{i}.jpg", img, caption, paraphrase, scene_json(colour, shape, box)))
     return rows
 
 
@@ -79,7 +94,7 @@ def write_version(
 ) -> dict:
     """Write the next version of `dataset` under `root` (shards, tables, manifest last); return the manifest."""
     samples = []
-    for url, img, caption, para in make_pairs(n, seed):
+    for url, img, caption, para, scene in make_pairs(n, seed):
         extra = {"bt.spa.txt": para.encode()} if back_translation else {}
         if views:
             extra.update(
@@ -90,7 +105,7 @@ def write_version(
                     "eda0.txt": caption.replace(" the ", " ").encode(),
                 }
             )
-        samples.append((url, sample_members(url, jpeg(img), caption, extra)))
+        samples.append((url, sample_members(url, jpeg(img), caption, extra, meta={"scene": scene})))
     declared = {
         "image": ["g0.jpg", "g1.jpg", "l0.jpg"] if views else [],
         "text": (["bt.spa.txt"] if back_translation else []) + (["eda0.txt"] if views else []),
@@ -107,7 +122,7 @@ def write_unimodal(root: str | Path, dataset: str, modality: str, n: int, seed: 
     shards = []
     for i, start in enumerate(range(0, n, per_shard)):
         samples = []
-        for url, img, caption, _ in rows[start : start + per_shard]:
+        for url, img, caption, _, _ in rows[start : start + per_shard]:
             members = sample_members(url, jpeg(img), caption)
             members.pop("txt" if modality == "image" else "jpg")
             samples.append((sample_key(url), members.items()))
