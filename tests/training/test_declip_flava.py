@@ -213,3 +213,20 @@ def test_model_info_reflects_the_preset():
     info = model_info(t.model, TrainConfig(dataset="x@1"))
     assert (info.vision_width, info.text_width, info.grid, info.mask_id) == (96, 64, 8, tokenizer.mask_id())
     assert OBJECTIVES.get("declip_mlm").modalities == frozenset({"pair"})
+
+
+def test_trainee_tokens_are_the_models_unit_norm_tokens():
+    """FILIP reads L2-normalised tokens; the trainee's one batched pass must hand over exactly
+    the model's own `encode_image`/`encode_text` tokens (a wrong normalise axis once made
+    FILIP's first loss 5e5 instead of ~ln B)."""
+    t = trainee_for({"clip": {"weight": 1.0}, "filip": {"weight": 1.0}})
+    t.eval()
+    batch = pair_batch()
+    out = t.encode(batch, ["clip", "filip"])
+    _, image_tokens = t.model.encode_image(batch["image"], tokens=True)
+    _, text_tokens = t.model.encode_text(batch["text"], tokens=True)
+    assert torch.allclose(out["image_tokens"], image_tokens, atol=1e-5)
+    assert torch.allclose(out["text_tokens"], text_tokens, atol=1e-5)
+    assert torch.allclose(out["text_tokens"].norm(dim=-1), torch.ones(()), atol=1e-4)
+    total, losses = t(batch)
+    assert losses["filip"].item() < 2 * math.log(B) + 1
