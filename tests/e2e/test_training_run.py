@@ -112,6 +112,31 @@ def test_tiny_clip_learns_and_rerunning_resumes(workdir):
     s = summary(workdir, "learn")
     assert s["step"] == 160 and s["steps_this_attempt"] == 10
 
+    # evaluating the finished run afterwards: its own eval section, a task added by --set
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "eval",
+        "learn",
+        "--storage",
+        "ckpt",
+        "--set",
+        "eval.tasks.probe={}",
+        "--set",
+        "eval.sets=[heldout@latest]",
+    ]
+    done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "model learn at step 160" in done.stdout and "probe/shape_colour/top1" in done.stdout
+    assert re.search(r"retrieval/i2t_r1 +[\d.]+ +\(chance 0\.0\d+", done.stdout)
+    run = models.load_run(str(workdir / "data"), "learn")
+    assert [e["step"] for e in run["evals"]] == [150, 160]
+    assert "probe/shape_colour/top1" in run["evals"][-1]["metrics"]
+    bad = subprocess.run([*cmd[:4], "no-such-run"], cwd=workdir, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
 
 def test_killed_worker_resumes_from_last_checkpoint(workdir):
     proc = train(
