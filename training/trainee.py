@@ -120,7 +120,9 @@ class Trainee(nn.Module):
             if want_text_tokens and "text" in group:
                 rows = batch["text"].shape[0]
                 start = sum(batch[k].shape[0] for k in group[: group.index("text")])
-                outputs["text_tokens"] = F.normalize(toks[start : start + rows] @ self.model.text.text_projection, dim=-1)
+                outputs["text_tokens"] = F.normalize(
+                    toks[start : start + rows] @ self.model.text.text_projection, dim=-1
+                )
         features = {k: F.normalize(v, dim=-1) for k, v in pooled.items()}
         if self.image_alias != "image" and "image" in features:
             features[self.image_alias], pooled[self.image_alias] = features["image"], pooled["image"]
