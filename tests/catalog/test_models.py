@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 
 import pytest
-from PIL import Image
+from support.versions import png
 
 from catalog import storage
 from catalog.errors import NotFound, UserError
@@ -27,20 +26,6 @@ from catalog.models import (
 from catalog.store import Catalog
 from catalog.synthetic import make_version
 from catalog.versions import VersionNotFound
-
-
-def png(width: int = 24, height: int = 12, color=(200, 30, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-@pytest.fixture()
-def root(tmp_path):
-    r = str(tmp_path / "root")
-    make_version(r, "demo", 4, seed=1, views=False)
-    make_version(r, "demo-eval", 3, seed=2, views=False)
-    return r
 
 
 def test_record_run_creates_and_merges(root):

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 
-import pytest
-from PIL import Image
+from support.versions import png
 
 from catalog.__main__ import run
 from catalog.models import record_eval, record_run
-from catalog.synthetic import make_version
-
-
-def png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 8), (10, 120, 200)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-@pytest.fixture()
-def root(tmp_path):
-    r = str(tmp_path / "root")
-    make_version(r, "demo", 4, seed=1, views=False)
-    make_version(r, "demo-eval", 3, seed=2, views=False)
-    return r
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:

@@ -36,6 +36,13 @@ def jpeg(image: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
+def png(width: int = 24, height: int = 12, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    """A small real PNG of one colour (an evaluation drawing in catalog tests)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def sample_members(
     url: str, jpg: bytes, caption: str, views: Mapping[str, bytes] | None = None, meta: Mapping[str, Any] | None = None
 ) -> dict[str, bytes]:
