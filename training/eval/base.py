@@ -57,7 +57,7 @@ class EvalContext:
 
     @torch.no_grad()
     def texts(self, texts: list[str]) -> Encoded:
-        """Global features, tokens and padding masks of `texts` (token ids under `.ids`)."""
+        """Global features, tokens, padding masks and token ids of `texts`."""
         from training import tokenizer
 
         todo = [t for t in dict.fromkeys(texts) if t not in self._texts]
@@ -68,10 +68,7 @@ class EvalContext:
             for j, text in enumerate(chunk):
                 self._texts[text] = (f[j].float().cpu(), t[j].float().cpu(), mask[j], ids[j])
         rows = [self._texts[t] for t in texts]
-        out = Encoded(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))
-        out.mask = torch.stack([r[2] for r in rows])
-        out.ids = torch.stack([r[3] for r in rows])  # type: ignore[attr-defined]
-        return out
+        return Encoded(*(torch.stack([r[k] for r in rows]) for k in range(4)))
 
 
 class EvalTask:

@@ -37,6 +37,7 @@ class Encoded:
     features: torch.Tensor
     tokens: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    ids: torch.Tensor | None = None  # texts: the token ids (for word-level drawings)
 
 
 SCORERS: Registry = Registry("retrieval scorer")
@@ -48,7 +49,7 @@ def trimmed(e: Encoded) -> Encoded:
     keep = int(e.mask.any(0).nonzero().max()) + 1 if e.mask is not None and e.mask.any() else 0
     if e.tokens is None or keep == e.tokens.shape[1]:
         return e
-    return Encoded(e.features, e.tokens[:, :keep], e.mask[:, :keep])
+    return Encoded(e.features, e.tokens[:, :keep], e.mask[:, :keep], None if e.ids is None else e.ids[:, :keep])
 
 
 def _top_candidates(global_scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 
 from training.eval.base import EvalContext, EvalTask, TaskOptions, TaskResult, register
 from training.eval.metrics import chance_topk, topk_accuracy
-from training.eval.scoring import class_scores_global, class_scores_tokenwise
+from training.eval.scoring import Encoded, class_scores_global, class_scores_tokenwise
 from training.eval.sets import LABEL_KINDS
 
 VOWELS = "aeiou"
@@ -63,7 +63,7 @@ class ZeroShot(EvalTask):
                 out.notes.append(f"zeroshot/{kind}: not applicable ({len(classes)} classes labelled in this set)")
                 continue
             images = ctx.images()
-            sub = type(images)(images.features[idx], images.tokens[idx], images.mask[idx])
+            sub = Encoded(images.features[idx], images.tokens[idx], images.mask[idx])
             templates = [ctx.texts(self.templates(c)) for c in classes]
             scores = class_scores_tokenwise(sub, templates) if tokenwise else class_scores_global(sub, templates)
             labels = torch.tensor([classes.index(n) for n in names])
