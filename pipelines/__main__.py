@@ -1,4 +1,4 @@
-"""`python -m pipelines`: data jobs (corpus, assets, build, filter, refresh, augment)."""
+"""`python -m pipelines`: data jobs (corpus, assets, build, filter, refresh, augment) and data quality (explain, whatif)."""
 
 import sys
 
@@ -13,6 +13,8 @@ COMMANDS = [
     "pipelines.views.cli",
     "pipelines.views.preview",
     "pipelines.stages.refresh",
+    "pipelines.stages.explain",
+    "pipelines.stages.whatif",
 ]
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`aspect_ratio` (FILIP §3.1): long side / short side of the original image above `max_ratio`.
 
-Also passed to img2dataset (`max_aspect_ratio`) by the download stage.
+Decided in the image stage only, on the original size img2dataset records (img2dataset gets
+no ratio limit: `pipelines.stages.download.img2dataset_limits`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ class AspectRatio(Filter):
     class Options(Config):
         max_ratio: float = Field(3.0, ge=1.0, description="most long side / short side of the original")
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        short, long = sorted((row["orig_width"], row["orig_height"]))
+    scores = ("orig_width", "orig_height")
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        short, long = sorted((scores["orig_width"], scores["orig_height"]))
         if short <= 0 or long / short > self.options.max_ratio:
             return reject(self.reason)
         return True

@@ -3,6 +3,17 @@
 A filter only answers whether a row is kept: `True`, or `(False, reason)` with its
 `reason` from `catalog.reasons.REASONS`. Counting reasons, recording rejects and choosing
 the first failing check belong to the stage that runs the filters, not to the filters.
+
+A check is two steps, so every decision can be explained and replayed:
+ - `score(row)` measures (a language probability, a word ratio, a size) and returns the
+   filter's `scores` columns (`catalog.scores.COLUMNS`). A score never depends on an
+   option, except the options listed in `rescore_options` (a word list);
+ - `decide(scores)` answers from those scores and the filter's options alone.
+`keep(row)` is the two in a row (and writes the scores into the row). The build records
+every row's scores in `scores.parquet`; `python -m pipelines whatif` calls `decide` with
+other options on them, `python -m pipelines explain` prints them check by check. A filter
+that only overrides `keep` (the quickest extension) works in builds and in `explain
+--caption`, but records no scores, so `whatif` and `explain --row` refuse a build using it.
 The stage a filter runs in is its reason's stage in the vocabulary (`catalog.reasons.STAGE_OF`),
 and every stage runs its filters in the vocabulary's check order.
 
@@ -44,6 +55,10 @@ class Filter:
     # True: the filter answers on a count the stage makes over the whole input (the row's
     # `repeat_count`), so the stage applies it after its per-row filters.
     whole_input: ClassVar[bool] = False
+    # The score columns `decide` reads (catalog.scores.COLUMNS).
+    scores: ClassVar[tuple[str, ...]] = ()
+    # Options that change what `score` measures (not only the verdict): a change needs re-scoring.
+    rescore_options: ClassVar[frozenset[str]] = frozenset()
 
     class Options(Config):
         """The filter's keys under `filter.checks.NAME` (none by default)."""
@@ -59,12 +74,39 @@ class Filter:
     def setup(self) -> None:
         """Load models or tables; called once per worker before the first batch."""
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The `scores` columns measured on `row` (default: read from the row as they are)."""
+        return {name: row.get(name) for name in self.scores}
+
+    def score_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Batched form; override where a model is faster on batches (spaCy's pipe)."""
+        return [self.score(row) for row in rows]
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        """The verdict from the scores and the options alone."""
         raise NotImplementedError
 
+    @classmethod
+    def records_scores(cls) -> bool:
+        """True when the filter decides from recorded scores (defines `decide`), not in `keep` alone."""
+        return cls.decide is not Filter.decide
+
+    def keep(self, row: dict[str, Any]) -> Verdict:
+        return self.keep_batch([row])[0]
+
     def keep_batch(self, rows: list[dict[str, Any]]) -> list[Verdict]:
-        """Batched form; override where a model is faster on batches (spaCy's pipe)."""
-        return [self.keep(row) for row in rows]
+        """Score, write the scores into each row, decide (a `keep`-only filter: its `keep` per row)."""
+        if not self.records_scores():
+            return [self.keep(row) for row in rows]
+        out = []
+        for row, scores in zip(rows, self.score_batch(rows)):
+            row.update(scores)
+            out.append(self.decide(scores))
+        return out
+
+    def thresholds(self) -> dict[str, Any]:
+        """The options `decide` compares scores with (for `explain`): every option by default."""
+        return {k: v for k, v in self.options.model_dump().items() if k not in self.rescore_options}
 
 
 FILTERS: Registry[type[Filter]] = Registry("filter")

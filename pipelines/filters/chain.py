@@ -1,21 +1,24 @@
-"""The text stage's per-row part: clean each caption, run the text filters in check order, scrub names.
+"""The text stage's per-row part: clean each caption, scrub names, score every text check, decide.
 
-`TextChain(config).run(rows)` is the one entry point the ingestion job calls, from a Ray
-Data actor (`map_batches(TextChain, fn_constructor_kwargs={"config": cfg}, ...)`: the
-actor's `__call__` takes a numpy/pandas-style column batch). Models load once per actor.
-The filters are the text-stage filters selected in `config.checks`
-(`FilterConfig.filters("text")`), run in `catalog.reasons` check order.
+`TextChain(config).run(rows)` is the one entry point the text stage calls, from a Ray
+Data actor (`pipelines.stages.text.TextActor`), so models load once per actor. The
+filters are the text-stage filters selected in `config.checks` (`FilterConfig.filters("text")`),
+in `catalog.reasons` check order. Per row:
+ 1. `normalize_caption` cleans the caption;
+ 2. person names become `config.person_placeholder` (`person.PersonNameSubstituter`) in
+    every non-empty caption, kept or not, so no later step (and no rejects sample) sees a
+    raw name; the checks that count English words read this scrubbed caption;
+ 3. every selected check SCORES every row (`Filter.score_batch`), not only the rows the
+    earlier checks kept, so `scores.parquet` can replay any threshold (`whatif`);
+ 4. the reason is the first check, in check order, whose `decide` rejects the row.
 
-Every output row is the input row plus these columns (same keys for every row, so a batch
-stays columnar):
+Every output row is the input row plus these columns (same keys for every row):
 
-| column | kept row | rejected row |
-|---|---|---|
-| `caption` | cleaned caption, person names -> `<person>` | `""` (a raw caption is never passed on) |
-| `reason` | `None` | first failing reason from `catalog.reasons.REASONS` |
-| `lang`, `lang_score` | fastText top label and its probability | as far as computed, else `""` / `nan` |
-| `english_ratio` | share of English words | as far as computed, else `nan` |
-| `person_substituted` | whether a name was replaced | `False` |
+| column | value |
+|---|---|
+| `caption` | cleaned caption with names replaced (`""` when empty); never the raw caption |
+| `reason` | `None` when every check keeps it, else the first failing reason |
+| `TEXT_SCORES` | each check's scores (`catalog.scores.COLUMNS`); `None` for a check turned off |
 
 Whole-input filters (`Filter.whole_input`: `repeated_caption`) need a count over every
 input row, so they are not run here: `pipelines.stages.text` counts
@@ -24,21 +27,33 @@ input row, so they are not run here: `pipelines.stages.text` counts
 
 from __future__ import annotations
 
-import math
 from typing import Any
-
-import numpy as np
 
 from catalog import assets
 from pipelines.filters.clean import normalize_caption
 from pipelines.filters.config import FilterConfig
 from pipelines.filters.person import PersonNameSubstituter
 
-OUTPUT_COLUMNS = ("caption", "reason", "lang", "lang_score", "english_ratio", "person_substituted")
+# The per-row text scores the chain writes (catalog.scores.COLUMNS), in that order.
+TEXT_SCORES = (
+    "caption_empty",
+    "meaningless",
+    "lang",
+    "lang_prob",
+    "lang_en_prob",
+    "lid_english_ratio",
+    "n_words",
+    "english_ratio",
+    "pos",
+    "pos_words",
+    "sensitive",
+    "name_gate",
+    "person_substituted",
+)
 
 
 class TextChain:
-    """Cleaning + text filters + person-name substitution over batches of row dicts."""
+    """Cleaning + person-name substitution + text checks over batches of row dicts."""
 
     def __init__(self, config: FilterConfig | dict[str, Any] | None = None) -> None:
         if isinstance(config, dict):
@@ -49,9 +64,9 @@ class TextChain:
         self._ready = False
 
     def setup(self) -> None:
-        """Load every model once (fastText, WordNet, spaCy).
+        """Load every model once (fastText, WordNet, spaCy, the name lexicons).
 
-        Prepares the WordNet copy first when missing: a Ray job runs from an uploaded copy
+        Prepares the cached assets first when missing: a Ray job runs from an uploaded copy
         of the repository (no git-ignored cache) and on nodes that never ran `make setup`;
         preparing is local, offline and idempotent, and names the Debian package if absent.
         """
@@ -65,72 +80,28 @@ class TextChain:
         self._ready = True
 
     def run(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Per row: the row + cleaned caption and fields, or `reason` = the first failing check."""
+        """Per row: the row + its scrubbed caption, its scores and its `reason` (module docstring)."""
         self.setup()
-        out: list[dict[str, Any]] = []
+        work: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
             if "caption" not in row:
                 raise KeyError(f"text chain: row {i} (key {row.get('key')!r}) has no 'caption' field")
-            new = dict(row)
-            new.update(
-                caption=normalize_caption(row["caption"], self.config.max_caption_chars),
-                reason=None,
-                lang="",
-                lang_score=math.nan,
-                english_ratio=math.nan,
-                person_substituted=False,
-            )
-            out.append(new)
-        live = list(range(len(out)))
+            caption = normalize_caption(row["caption"], self.config.max_caption_chars)
+            work.append({"caption": caption, "scrubbed": caption, "name_gate": False, "person_substituted": False})
+        if self.person is not None:
+            todo = [i for i, w in enumerate(work) if w["caption"]]
+            gates = [self.person.gate(work[i]["caption"]) for i in todo]
+            scrubbed = self.person.substitute_batch([work[i]["caption"] for i in todo])
+            for i, gate, (text, changed) in zip(todo, gates, scrubbed):
+                work[i].update(scrubbed=text, name_gate=gate, person_substituted=changed)
+        reasons: list[str | None] = [None] * len(work)
         for f in self.filters:
-            if not live:
-                break
-            verdicts = f.keep_batch([out[i] for i in live])
-            still = []
-            for i, verdict in zip(live, verdicts):
-                if verdict is True:
-                    still.append(i)
-                else:
-                    out[i]["reason"] = verdict[1]
-            live = still
-        for row in out:
-            if row["reason"] is not None:
-                row["caption"] = ""
-        if self.person is not None and live:
-            captions = self.person.substitute_batch([out[i]["caption"] for i in live])
-            for i, (caption, changed) in zip(live, captions):
-                out[i]["caption"] = caption
-                out[i]["person_substituted"] = changed
+            for i, verdict in enumerate(f.keep_batch(work)):  # scores every row, writes the scores into it
+                if reasons[i] is None and verdict is not True:
+                    reasons[i] = verdict[1]
+        out = []
+        for row, w, reason in zip(rows, work, reasons):
+            new = dict(row)
+            new.update({name: w.get(name) for name in TEXT_SCORES}, caption=w["scrubbed"], reason=reason)
+            out.append(new)
         return out
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Ray Data `map_batches` form: a column batch (numpy dict or pandas) in, numpy dict out."""
-        if hasattr(batch, "to_dict") and hasattr(batch, "columns"):  # pandas.DataFrame
-            rows = batch.to_dict("records")
-            columns = list(batch.columns)
-        else:
-            columns = list(batch)
-            n = len(batch[columns[0]]) if columns else 0
-            rows = [{c: batch[c][i] for c in columns} for i in range(n)]
-        result = self.run(rows)
-        names = columns + [c for c in OUTPUT_COLUMNS if c not in columns]
-        cols: dict[str, np.ndarray] = {}
-        for c in names:
-            values = [r[c] for r in result]
-            if c in ("reason", "lang", "caption"):
-                cols[c] = np.array(["" if v is None else v for v in values], dtype=object)
-            elif c in ("lang_score", "english_ratio"):
-                cols[c] = np.array(values, dtype=np.float64)
-            elif c == "person_substituted":
-                cols[c] = np.array(values, dtype=bool)
-            else:
-                cols[c] = np.array(values, dtype=object) if not isinstance(batch, dict) else _like(batch[c], values)
-        return cols
-
-
-def _like(template: Any, values: list[Any]) -> np.ndarray:
-    arr = np.asarray(template)
-    try:
-        return np.array(values, dtype=arr.dtype)
-    except (TypeError, ValueError):
-        return np.array(values, dtype=object)

@@ -12,5 +12,10 @@ class EmptyCaption(Filter):
     name = "empty_caption"
     reason = "empty_caption"
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        return True if row.get("caption") else reject(self.reason)
+    scores = ("caption_empty",)
+
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"caption_empty": not row.get("caption")}
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        return reject(self.reason) if scores["caption_empty"] else True

@@ -1,6 +1,7 @@
 """`image_too_small` (FILIP §3.1): shorter side of the original image below `min_size`.
 
-Also passed to img2dataset (`min_image_size`) by the download stage.
+Decided in the image stage only, on the original size img2dataset records (img2dataset gets
+no size limit: `pipelines.stages.download.img2dataset_limits`).
 """
 
 from __future__ import annotations
@@ -21,5 +22,8 @@ class ImageTooSmall(Filter):
     class Options(Config):
         min_size: int = Field(200, ge=0, description="least shorter side of the original, in pixels")
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        return reject(self.reason) if min(row["orig_width"], row["orig_height"]) < self.options.min_size else True
+    scores = ("orig_width", "orig_height")
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        small = min(scores["orig_width"], scores["orig_height"]) < self.options.min_size
+        return reject(self.reason) if small else True

@@ -1,6 +1,7 @@
 """`low_english_ratio` (DeCLIP appendix A): keep captions with at least `min_ratio` English words.
 
-The ratio is `pipelines.filters.english.EnglishWords.ratio`; the row gets `english_ratio`.
+The ratio is `pipelines.filters.english.EnglishWords.ratio` of the caption after name
+substitution (a name is not a non-English word); the row gets `english_ratio`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ class LowEnglishRatio(Filter):
     def setup(self) -> None:
         self.words.setup()
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
+    scores = ("english_ratio",)
+
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The ratio of the caption after name substitution (`scrubbed`, when the chain made one)."""
         if not self.words.ready:
             self.setup()
-        ratio = self.words.ratio(row["caption"])
-        row["english_ratio"] = round(ratio, 4)
-        return True if ratio >= self.options.min_ratio else reject(self.reason)
+        return {"english_ratio": self.words.ratio(row.get("scrubbed", row["caption"]))}
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        return True if scores["english_ratio"] >= self.options.min_ratio else reject(self.reason)

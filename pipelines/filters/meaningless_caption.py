@@ -37,5 +37,10 @@ class MeaninglessCaption(Filter):
     name = "meaningless_caption"
     reason = "meaningless_caption"
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        return reject(self.reason) if is_meaningless(row["caption"]) else True
+    scores = ("meaningless",)
+
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"meaningless": is_meaningless(row["caption"])}
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        return reject(self.reason) if scores["meaningless"] else True

@@ -20,8 +20,9 @@ function words that are also WordNet entries — "de", "la", "el", "un", "der", 
 fastText splits on whitespace only, so punctuation glued to a word makes it an unseen
 token ("a black star." -> pt 0.41, "a black star ." -> en 0.31): it sees the caption with
 punctuation split off (`lid_text`), the form real captions such as Flickr's already have.
-The row gets `lang` ("en" when kept, else the top label) and `lang_score` (fastText's
-English probability when kept, else the top label's probability).
+Scores (`catalog.scores`): `lang` and `lang_prob` (the top label and its probability),
+`lang_en_prob`, `lid_english_ratio` (r, of the caption after name substitution) and
+`n_words`; `decide` applies the options above to them.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class NotEnglish(Filter):
         self._model = assets.lid_model()
         self.words.setup()
 
-    def scores(self, caption: str) -> tuple[str, float, float]:
+    scores = ("lang", "lang_prob", "lang_en_prob", "lid_english_ratio", "n_words")
+
+    def lid(self, caption: str) -> tuple[str, float, float]:
         """(top label, its probability, English probability) from fastText."""
         labels, probs = self._model.predict(lid_text(caption), k=-1)
         top = labels[0][9:]  # strip "__label__"
@@ -107,29 +110,31 @@ class NotEnglish(Filter):
                 break
         return top, float(probs[0]), p_en
 
-    def is_english(self, caption: str) -> tuple[bool, str, float]:
-        """(decision, lang, lang_score) as written into the row."""
-        top, p_top, p_en = self.scores(caption)
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self._model is None:
+            self.setup()
+        caption = row["caption"].replace("\n", " ")
+        top, p_top, p_en = self.lid(caption)
+        return {
+            "lang": top,
+            "lang_prob": p_top,
+            "lang_en_prob": p_en,
+            "lid_english_ratio": self.words.ratio(row.get("scrubbed", caption), FOREIGN_FUNCTION_WORDS),
+            "n_words": len(WORD.findall(caption)),
+        }
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        return True if self.is_english(scores) else reject(self.reason)
+
+    def is_english(self, scores: dict[str, Any]) -> bool:
+        """Rules 1-3 of the module docstring on one row's scores."""
         o = self.options
-        if top == "en" and p_en >= o.confident_en:
-            return True, "en", p_en
-        ratio = self.words.ratio(caption, FOREIGN_FUNCTION_WORDS)
+        top, p_top, p_en, ratio = (scores[k] for k in ("lang", "lang_prob", "lang_en_prob", "lid_english_ratio"))
         if top == "en":
-            return (True, "en", p_en) if ratio >= o.weak_en_ratio else (False, top, p_top)
-        n_words = len(WORD.findall(caption))
-        foreign_max = o.short_foreign_prob if n_words <= o.short_words else o.foreign_prob
-        if (
+            return p_en >= o.confident_en or ratio >= o.weak_en_ratio
+        foreign_max = o.short_foreign_prob if scores["n_words"] <= o.short_words else o.foreign_prob
+        return (
             p_top < foreign_max
             and ratio >= o.english_ratio
             and (p_en >= o.min_en_prob or p_top < o.unsure_prob or ratio >= o.all_english_ratio)
-        ):
-            return True, "en", p_en
-        return False, top, p_top
-
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        if self._model is None:
-            self.setup()
-        english, lang, score = self.is_english(row["caption"].replace("\n", " "))
-        row["lang"] = lang
-        row["lang_score"] = round(score, 4)
-        return True if english else reject(self.reason)
+        )

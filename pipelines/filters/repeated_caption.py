@@ -27,5 +27,7 @@ class RepeatedCaption(Filter):
     class Options(Config):
         limit: int = Field(DEFAULT_LIMIT, ge=1, description="most rows one normalised caption may have")
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        return True if row["repeat_count"] <= self.options.limit else reject(self.reason)
+    scores = ("repeat_count",)
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        return True if scores["repeat_count"] <= self.options.limit else reject(self.reason)

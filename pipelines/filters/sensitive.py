@@ -56,7 +56,11 @@ class SensitiveWords(Filter):
             else None
         )
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        if self._pattern is not None and self._pattern.search(row["caption"]):
-            return reject(self.reason)
-        return True
+    scores = ("sensitive",)
+    rescore_options = frozenset({"words"})
+
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"sensitive": bool(self._pattern is not None and self._pattern.search(row["caption"]))}
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        return reject(self.reason) if scores["sensitive"] else True

@@ -18,7 +18,8 @@ used, with two corrections measured on such lists, where the tagger has no synta
     when WordNet's morphology reduces it to another noun ("stars" -> "star", "men" -> "man").
   A base form, or a present tense with no such noun ("hexagons triangles": VBZ after a
   plural), doubles as a noun or adjective.
-A caption is single_pos when one part of speech fits every word. Only alphabetic tokens
+A caption is single_pos when one part of speech fits every word (scores: `pos`, the parts
+of speech that fit every word, and `pos_words`, how many words were counted). Only alphabetic tokens
 count, and captions with fewer than `min_words` (default 2) words are kept: one
 word has one part of speech by definition; "blue purple" and "small tiny" are lists.
 
@@ -114,27 +115,35 @@ class SinglePos(Filter):
             return {pos}
         return {pos} | {other for other in _NOUN_ADJ if self._wordnet_has(word, other)}
 
-    def is_single_pos(self, doc: Any) -> bool:
+    def common_pos(self, doc: Any) -> tuple[list[str], int]:
+        """(the parts of speech that fit every alphabetic word, sorted; how many words there are)."""
         words = [t for t in doc if t.is_alpha]
-        if len(words) < self.options.min_words:
-            return False
+        if not words:
+            return [], 0
         common = self._possible(words[0], None)
         for previous, token in zip(words, words[1:]):
             common &= self._possible(token, previous)
             if not common:
-                return False
-        return True
+                break
+        return sorted(common), len(words)
 
-    def keep_batch(self, rows: list[dict[str, Any]]) -> list[Verdict]:
+    scores = ("pos", "pos_words")
+
+    def score_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`pos` empty without tagging for a surely mixed caption (`pos_words` then counts regex words)."""
         if self._nlp is None:
             self.setup()
-        out: list[Verdict] = [True] * len(rows)
+        out = [{"pos": [], "pos_words": len(_WORD.findall(row["caption"]))} for row in rows]
         todo = [i for i, row in enumerate(rows) if not self.surely_mixed(row["caption"])]
         docs = self._nlp.pipe((rows[i]["caption"] for i in todo), batch_size=self.batch_size)
         for i, doc in zip(todo, docs):
-            if self.is_single_pos(doc):
-                out[i] = reject(self.reason)
+            pos, n = self.common_pos(doc)
+            out[i] = {"pos": pos, "pos_words": n}
         return out
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        return self.keep_batch([row])[0]
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.score_batch([row])[0]
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        single = scores["pos_words"] >= self.options.min_words and bool(scores["pos"])
+        return reject(self.reason) if single else True

@@ -23,5 +23,8 @@ class TooManyPixels(Filter):
     class Options(Config):
         max_pixels: int = Field(100_000_000, gt=0, description="most pixels (width x height) of the original")
 
-    def keep(self, row: dict[str, Any]) -> Verdict:
-        return reject(self.reason) if row["orig_width"] * row["orig_height"] > self.options.max_pixels else True
+    scores = ("orig_width", "orig_height")
+
+    def decide(self, scores: dict[str, Any]) -> Verdict:
+        large = scores["orig_width"] * scores["orig_height"] > self.options.max_pixels
+        return reject(self.reason) if large else True

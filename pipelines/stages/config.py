@@ -10,6 +10,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from augment.config import AugmentConfig
 from catalog.config import Config
 from catalog.raysession import RayConfig
+from catalog.scores import DEFAULT_SAMPLE_PER_REASON
 from pipelines.filters.config import FilterConfig
 
 Modality = Literal["pair", "image", "text"]  # = catalog.manifest.VERSION_MODALITIES
@@ -141,6 +142,14 @@ class DedupConfig(Config):
     max_hamming: int = Field(6, ge=-1, le=63)  # -1 disables near-duplicate detection
 
 
+class RejectsConfig(Config):
+    """What the build keeps of its rejected rows to look at (`rejects_sample.parquet`, catalog.scores)."""
+
+    sample_per_reason: int = Field(
+        DEFAULT_SAMPLE_PER_REASON, ge=0, description="rejected rows kept per reason, with caption and thumbnail"
+    )
+
+
 class ShardConfig(Config):
     samples_per_shard: int = Field(10_000, gt=0)
     seed: int = 0
@@ -155,6 +164,7 @@ class BuildConfig(Config):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     dedup: DedupConfig = DedupConfig()
     shard: ShardConfig = ShardConfig()
+    rejects: RejectsConfig = RejectsConfig()
     ray: RayConfig = RayConfig()
     keep_work: bool = False  # keep .work/v{N}/ (raw download shards, markers) after success
     # Present: after publishing the clean version v{N}, `pipelines.views.job.augment_version` publishes

@@ -30,58 +30,72 @@ def bands(max_hamming: int) -> list[tuple[int, int]]:
     return [(lo, (1 << (hi - lo)) - 1) for lo, hi in zip(edges, edges[1:])]
 
 
-def duplicate_flags(
+def representatives(
     keys: list[str],
     rows: list[int],
     sha256: list[str],
     phash: list[int],
     max_hamming: int,
-    prior: tuple[list[str], list[int]] = ([], []),
-) -> list[bool]:
-    """True for every image that duplicates an earlier-kept one (in (key, row) order).
+    prior: tuple[list[str], list[str], list[int]] = ([], [], []),
+) -> list[str | None]:
+    """For every image, the key of the earlier-kept image it duplicates (in (key, row) order), or None.
 
-    `prior` = (sha256s, pHashes) of images kept before (a refresh's carried samples): they
-    count as kept ahead of every candidate, so a new image duplicating one is rejected.
+    The representative of an exact duplicate is the kept image with its sha256; of a near
+    duplicate, the first-kept image within `max_hamming` bits. `prior` = (keys, sha256s,
+    pHashes) of images kept before (a refresh's carried samples): they count as kept ahead
+    of every candidate, so a new image duplicating one is rejected.
     """
     order = sorted(range(len(keys)), key=lambda i: (keys[i], rows[i]))
-    seen_sha: set[str] = set()
+    by_sha: dict[str, str] = {}
     parts = bands(max_hamming) if max_hamming >= 0 else []
     tables: list[dict[int, list[int]]] = [defaultdict(list) for _ in parts]
     kept_hashes: list[int] = []
+    kept_keys: list[str] = []
 
-    def keep(sha: str, h: int) -> None:
-        seen_sha.add(sha)
+    def keep(key: str, sha: str, h: int) -> None:
+        by_sha.setdefault(sha, key)
         for (shift, mask), table in zip(parts, tables):
             table[(h >> shift) & mask].append(len(kept_hashes))
         kept_hashes.append(h)
+        kept_keys.append(key)
 
-    for sha, h in zip(*prior):
-        keep(sha, h)
-    dup = [False] * len(keys)
+    for key, sha, h in zip(*prior):
+        keep(key, sha, h)
+    out: list[str | None] = [None] * len(keys)
     for i in order:
         h = phash[i]
-        if sha256[i] in seen_sha or any(
-            hamming(h, kept_hashes[j]) <= max_hamming
-            for (shift, mask), table in zip(parts, tables)
-            for j in table.get((h >> shift) & mask, ())
-        ):
-            dup[i] = True
-            continue
-        keep(sha256[i], h)
-    return dup
+        rep = by_sha.get(sha256[i])
+        if rep is None:
+            near = [
+                j
+                for (shift, mask), table in zip(parts, tables)
+                for j in table.get((h >> shift) & mask, ())
+                if hamming(h, kept_hashes[j]) <= max_hamming
+            ]
+            rep = kept_keys[min(near)] if near else None
+        if rep is None:
+            keep(keys[i], sha256[i], h)
+        else:
+            out[i] = rep
+    return out
 
 
 def run_dedup(images: pa.Table, max_hamming: int, prior: pa.Table | None = None) -> pa.Table:
-    """`images`: (row, key, sha256, phash hex) of images that passed `image`; adds `reason`.
+    """`images`: (row, key, sha256, phash hex) of images that passed `image`; adds `reason` and
+    `duplicate_of` (the representative's key).
 
-    `prior`: (sha256, phash hex) of images already kept (a refresh's carried samples).
+    `prior`: (key, sha256, phash hex) of images already kept (a refresh's carried samples).
     """
     before = (
-        ([], [])
+        ([], [], [])
         if prior is None
-        else (prior.column("sha256").to_pylist(), [int(h, 16) for h in prior.column("phash").to_pylist()])
+        else (
+            prior.column("key").to_pylist(),
+            prior.column("sha256").to_pylist(),
+            [int(h, 16) for h in prior.column("phash").to_pylist()],
+        )
     )
-    flags = duplicate_flags(
+    reps = representatives(
         images.column("key").to_pylist(),
         images.column("row").to_pylist(),
         images.column("sha256").to_pylist(),
@@ -89,12 +103,14 @@ def run_dedup(images: pa.Table, max_hamming: int, prior: pa.Table | None = None)
         max_hamming,
         before,
     )
-    return images.append_column("reason", pa.array(["duplicate_image" if d else None for d in flags], pa.string()))
+    reasons = pa.array([None if r is None else "duplicate_image" for r in reps], pa.string())
+    return images.append_column("reason", reasons).append_column("duplicate_of", pa.array(reps, pa.string()))
 
 
 def pass_dedup(images: pa.Table) -> pa.Table:
     """The dedup stage with `dedup.enabled: false`: every image passes (`reason` null)."""
-    return images.append_column("reason", pa.nulls(images.num_rows, pa.string()))
+    nulls = pa.nulls(images.num_rows, pa.string())
+    return images.append_column("reason", nulls).append_column("duplicate_of", nulls)
 
 
 def count_dedup(table: pa.Table) -> StageCount:

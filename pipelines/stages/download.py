@@ -4,10 +4,13 @@ Its input is a parquet of `url` + `row` (our input row id): captions never reach
 img2dataset, so none is in its raw shards, stats or logs. Settings: `resize_mode=
 "keep_ratio"` (shorter side to `download.image_size`), `resize_only_if_bigger` (default
 on: a 210 px image is kept as is instead of being upscaled to 256), JPEG; its
-`min_image_size`, `max_aspect_ratio` and `max_image_area` apply the FILIP checks on the
-original size, behind our header probe (`pipelines.stages.probe`), with the limits of the
-image filters selected in `filter.checks` (`img2dataset_limits`; a filter left out: no
-limit). Output format "parquet": one raw shard per `download.samples_per_shard` rows,
+limits apply on the
+original size, behind our header probe (`pipelines.stages.probe`): only `max_image_area`
+(the `too_many_pixels` limit: a decompression bomb is refused before any decode). The size
+and aspect-ratio checks are the image stage's alone (`img2dataset_limits`): img2dataset
+fetches the bytes before it checks sizes anyway, and an image it keeps has its original
+size, decode and pHash recorded, so `whatif` can replay `min_size`/`max_ratio` both ways
+and the rejects sample shows a thumbnail. Output format "parquet": one raw shard per `download.samples_per_shard` rows,
 every row with its status, the original width/height and the sha256 of the downloaded bytes.
 
 Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
@@ -49,11 +52,11 @@ def download_reason(status: str, error: str | None) -> str | None:
 
 
 def img2dataset_limits(cfg: FilterConfig) -> dict[str, float]:
-    """img2dataset's size limits from the image filters' options (no limit for a filter not selected)."""
-    small, ratio, pixels = (cfg.options(n) for n in ("image_too_small", "aspect_ratio", "too_many_pixels"))
+    """img2dataset's size limits: only the pixel limit of `too_many_pixels` (module docstring)."""
+    pixels = cfg.options("too_many_pixels")
     return {
-        "min_image_size": small.min_size if small else 0,
-        "max_aspect_ratio": ratio.max_ratio if ratio else float("inf"),
+        "min_image_size": 0,
+        "max_aspect_ratio": float("inf"),
         "max_image_area": pixels.max_pixels if pixels else float("inf"),
     }
 

@@ -5,7 +5,9 @@ Per image, in `catalog.reasons` check order: the image-stage filters selected in
 img2dataset's own checks of the same limits) on the ORIGINAL size img2dataset recorded,
 and, at `not_an_image`'s place in the order, the decode: the resized JPEG must decode
 (PIL), which also gives the 64-bit pHash (`pipelines.phash`) for `dedup`. The exact content
-hash is img2dataset's sha256 of the downloaded bytes. One task per raw shard, each with a
+hash is img2dataset's sha256 of the downloaded bytes. Every downloaded image is decoded and
+hashed, whichever check rejects it, so `scores.parquet` can replay other image thresholds
+(`decoded`, `phash`; the sizes come from the download). One task per raw shard, each with a
 part file and a marker.
 """
 
@@ -29,7 +31,7 @@ from pipelines.stages.funnel import StageCount
 from pipelines.stages.tasks import finish_tasks
 from pipelines.stages.workdir import WorkDir
 
-SCHEMA = pa.schema([("row", pa.int64()), ("reason", pa.string()), ("phash", pa.string())])
+SCHEMA = pa.schema([("row", pa.int64()), ("reason", pa.string()), ("decoded", pa.bool_()), ("phash", pa.string())])
 DECODE = "not_an_image"  # the reason of the stage's own decode step
 
 
@@ -58,20 +60,23 @@ class ImageChecks:
         self.after: list[Filter] = [f for f in filters if order.index(f.reason) >= decode_at]
 
     def __call__(self, jpg: bytes | None, orig_w: int, orig_h: int) -> tuple[str | None, str | None]:
-        """(reason or None, pHash as 16 hex chars or None) for one downloaded image."""
-        row = {"jpg": jpg, "orig_width": orig_w, "orig_height": orig_h}
-        for f in self.before:
-            verdict = f.keep(row)
-            if verdict is not True:
-                return verdict[1], None
+        """(reason or None, pHash as 16 hex chars or None when the bytes do not decode) for one image."""
         ph = decode_phash(jpg)
-        if ph is None:
-            return DECODE, None
-        for f in self.after:
-            verdict = f.keep(row)
+        return self.decide({"orig_width": orig_w, "orig_height": orig_h, "decoded": ph is not None}), ph
+
+    def decide(self, scores: dict[str, Any]) -> str | None:
+        """The first failing reason in check order from an image's scores (`decoded`, original size), or None."""
+        for f in self.before:
+            verdict = f.decide(scores)
             if verdict is not True:
-                return verdict[1], None
-        return None, ph
+                return verdict[1]
+        if not scores["decoded"]:
+            return DECODE
+        for f in self.after:
+            verdict = f.decide(scores)
+            if verdict is not True:
+                return verdict[1]
+        return None
 
 
 class CheckImages:
@@ -82,10 +87,11 @@ class CheckImages:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         batch = batch.filter(pc.equal(batch.column("status"), "success"))
-        out: dict[str, list] = {"row": batch.column("row").to_pylist(), "reason": [], "phash": []}
+        out: dict[str, list] = {"row": batch.column("row").to_pylist(), "reason": [], "decoded": [], "phash": []}
         for jpg, w, h in zip(*(batch.column(c).to_pylist() for c in ("jpg", "original_width", "original_height"))):
             reason, ph = self.checks(jpg, w, h)
             out["reason"].append(reason)
+            out["decoded"].append(ph is not None)
             out["phash"].append(ph)
         return pa.table({**out, "path": batch.column("path")})
 

@@ -1,4 +1,5 @@
-"""The published files of a version: kept.parquet, rejects.parquet, then stats.json + manifest.json.
+"""The published files of a version: kept.parquet, rejects.parquet, scores.parquet,
+rejects_sample.parquet (catalog.scores), then stats.json + manifest.json.
 
 The parquet tables are the build's own; stats.json and manifest.json (last: it makes the
 version visible) are written by the one manifest writer, `catalog.publish.publish_version`,
@@ -17,6 +18,7 @@ import pyarrow as pa
 from catalog import storage
 from catalog.parquet import write_parquet
 from catalog.publish import contents_of, publish_version
+from catalog.scores import REJECTS_SAMPLE_FILE, SAMPLE_SCHEMA, SCHEMA, SCORES_FILE
 from catalog.versions import version_uri
 from pipelines.stages.shard import MEMBERS
 
@@ -29,11 +31,18 @@ IMAGE_COLUMNS = ["phash", "sha256"]
 REJECT_COLUMNS = ["key", "url", "stage", "reason"]
 
 
-def write_tables(out: str, kept: pa.Table, rejects: pa.Table) -> None:
-    """kept.parquet (KEPT_COLUMNS + IMAGE_COLUMNS) and rejects.parquet (never a caption) under `out`."""
+def write_tables(
+    out: str, kept: pa.Table, rejects: pa.Table, scores: pa.Table | None = None, sample: pa.Table | None = None
+) -> None:
+    """kept.parquet (KEPT_COLUMNS + IMAGE_COLUMNS), rejects.parquet (never a caption) under `out`;
+    scores.parquet and rejects_sample.parquet (scrubbed captions only) when given."""
     columns = KEPT_COLUMNS + [c for c in IMAGE_COLUMNS if c in kept.column_names]
     write_parquet(storage.join(out, "kept.parquet"), kept.select(columns))
     write_parquet(storage.join(out, "rejects.parquet"), rejects.select(REJECT_COLUMNS))
+    if scores is not None:
+        write_parquet(storage.join(out, SCORES_FILE), scores.select(SCHEMA.names).cast(SCHEMA))
+    if sample is not None:
+        write_parquet(storage.join(out, REJECTS_SAMPLE_FILE), sample.select(SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA))
 
 
 def kept_contents(
@@ -57,6 +66,8 @@ def write_version(
     kept: pa.Table,
     rejects: pa.Table,
     shards: list[dict[str, Any]],
+    scores: pa.Table | None = None,
+    sample: pa.Table | None = None,
     parents: list[str] | None = None,
     modality: str = "pair",
 ) -> dict[str, Any]:
@@ -64,7 +75,7 @@ def write_version(
     root = storage.join(out, "..", "..")
     if version_uri(root, dataset, version) != storage.join(out):
         raise ValueError(f"{out}: a version folder must be {{root}}/{dataset}/v{version}")
-    write_tables(out, kept, rejects)
+    write_tables(out, kept, rejects, scores, sample)
     return publish_version(
         root,
         dataset,

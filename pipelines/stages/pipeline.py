@@ -32,6 +32,7 @@ from pipelines.stages.download import count_download, run_download
 from pipelines.stages.funnel import StageCount, check_rows, funnel, summary_table
 from pipelines.stages.image import count_image, run_image
 from pipelines.stages.outputs import write_version
+from pipelines.stages.scores import rejects_sample, score_table
 from pipelines.stages.shard import run_shards
 from pipelines.stages.source import kept_fields, read_source
 from pipelines.stages.text import count_text, pass_text, run_text
@@ -61,6 +62,8 @@ class Processed:
     kept: pa.Table  # one row per kept sample, in shard order, with its `shard` path
     rejects: pa.Table  # row, key, url, stage, reason
     shards: list[dict[str, Any]]
+    scores: pa.Table  # every input row's scores (catalog.scores.SCHEMA)
+    sample: pa.Table  # the rejects sample (catalog.scores.SAMPLE_SCHEMA)
 
 
 def run_build(
@@ -104,6 +107,8 @@ def run_build(
             rejects=done.rejects,
             shards=done.shards,
             modality=modality,
+            scores=done.scores,
+            sample=done.sample,
         )
         finish(cfg, wd, f, manifest, log, clock)
     return manifest
@@ -168,7 +173,10 @@ def run_stages(
             count_text(text),
             StageCount("shard", kept.num_rows, sum(s["samples"] for s in shards)),
         ]
-        return Processed(counts, kept, _rejects(text, [(text, "text")]), shards)
+        rejects = _rejects(text, [(text, "text")])
+        scores = score_table(text, rejects)
+        sample = rejects_sample(scores, text, None, cfg.rejects.sample_per_reason)
+        return Processed(counts, kept, rejects, shards, scores, sample)
     with clock("download"):
         dl = run_download(passed(text).select(["row", "url"]), cfg, wd)
     if stop_after == "download":
@@ -196,7 +204,9 @@ def run_stages(
         StageCount("shard", kept.num_rows, sum(s["samples"] for s in shards)),
     ]
     rejects = _rejects(text, [(text, "text"), (dl, "download"), (img, "image"), (dd, "dedup")])
-    return Processed(counts, kept, rejects, shards)
+    scores = score_table(text, rejects, dl, img, dd)
+    sample = rejects_sample(scores, text, dl, cfg.rejects.sample_per_reason)
+    return Processed(counts, kept, rejects, shards, scores, sample)
 
 
 class _Clock:
@@ -221,7 +231,7 @@ def kept_samples(
     `carried`: (row, keep.NAME ...) of the source, for the json."""
     t = _join(
         survivors.select(["row"]),
-        text.select(["row", "key", "url", "caption", "lang", "lang_score", "english_ratio", "person_substituted"]),
+        sample_text_fields(text),
         dl.select(["row", "width", "height", "original_width", "original_height", "sha256", "raw"]),
         img.select(["row", "phash"]),
         *([carried] if carried is not None and carried.num_columns > 1 else []),
@@ -234,12 +244,29 @@ def kept_samples(
 def text_samples(survivors: pa.Table, carried: pa.Table | None = None) -> pa.Table:
     """Everything a text-only shard member and kept.parquet need about each kept text row (no image facts);
     `carried`: (row, keep.NAME ...) of the source, for the json."""
-    t = survivors.select(["row", "key", "url", "caption", "lang", "lang_score", "english_ratio", "person_substituted"])
+    t = sample_text_fields(survivors)
     for name in ("orig_width", "orig_height"):
         t = t.append_column(name, pa.nulls(t.num_rows, pa.int32()))
     if carried is not None and carried.num_columns > 1:
         t = _join(t, carried)
     return t.sort_by("row")
+
+
+def sample_text_fields(text: pa.Table) -> pa.Table:
+    """(row, key, url, caption) + the sample json's text fields of kept rows: `lang` "en" (every kept
+    caption passed `not_english`; "" when the check is off), `lang_score` fastText's English
+    probability and `english_ratio`, both rounded to 4 digits (null when not computed)."""
+    en = text.column("lang_en_prob")
+    lang = pc.if_else(pc.is_valid(en), "en", "")
+    out = text.select(["row", "key", "url", "caption"])
+    for name, values in (
+        ("lang", lang),
+        ("lang_score", pc.round(en, 4)),
+        ("english_ratio", pc.round(text.column("english_ratio"), 4)),
+        ("person_substituted", text.column("person_substituted")),
+    ):
+        out = out.append_column(name, values)
+    return out
 
 
 def _join(first: pa.Table, *others: pa.Table) -> pa.Table:

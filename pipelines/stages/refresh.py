@@ -39,10 +39,12 @@ from catalog.manifest import modality_of
 from catalog.parquet import read_parquet
 from catalog.raysession import ray_session
 from catalog.reasons import REASONS
+from catalog.scores import REJECTS_SAMPLE_FILE, SCORES_FILE
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.funnel import ConservationError, check_rows, funnel
 from pipelines.stages.outputs import IMAGE_COLUMNS, KEPT_COLUMNS, REJECT_COLUMNS, write_version
 from pipelines.stages.pipeline import finish, run_stages
+from pipelines.stages.scores import merge_samples
 from pipelines.stages.source import read_source
 from pipelines.stages.text import repeat_counts
 from pipelines.stages.workdir import open_workdir
@@ -90,6 +92,22 @@ def _carried(version_dir: str, columns: list[str]) -> tuple[pa.Table, pa.Table]:
     return kept.select(columns), read_parquet(storage.join(version_dir, "rejects.parquet")).select(REJECT_COLUMNS)
 
 
+def _carried_scores(
+    parent_dir: str, done: Any, source_rows: pa.Array, per_reason: int
+) -> tuple[pa.Table | None, pa.Table | None]:
+    """The parent's scores + the new rows' (their `row` = place in the refreshed source list), and the
+    merged rejects sample; None for both when the parent predates scores (its rows have none)."""
+    if not storage.exists(storage.join(parent_dir, SCORES_FILE)):
+        return None, None
+
+    def renumber(t: pa.Table) -> pa.Table:
+        return t.set_column(0, "row", pc.take(source_rows, t.column("row")))
+
+    scores = pa.concat_tables([read_parquet(storage.join(parent_dir, SCORES_FILE)), renumber(done.scores)])
+    old_sample = read_parquet(storage.join(parent_dir, REJECTS_SAMPLE_FILE))
+    return scores, merge_samples([old_sample, renumber(done.sample)], per_reason)
+
+
 def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
     """Publish `cfg.dataset`'s next version with the source rows its latest build version lacks; None when none."""
     prev, parent = latest_build_version(cfg.root, cfg.dataset)
@@ -113,6 +131,7 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
         )
         return None
     new_rows = source.table.filter(is_new)
+    source_rows = new_rows.column("row")  # each new row's place in the source list
     new_rows = new_rows.set_column(0, "row", pa.array(range(n_new), pa.int64()))  # the stages number rows 0..n-1
     counts = repeat_counts(source.table.column("caption").to_pylist(), cfg.filter) if modality != "image" else None
     config = cfg.to_dict()
@@ -122,7 +141,7 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             f"refresh: {ref} -> v{wd.version}: {n_new} new of {source.table.num_rows} rows in {source.uri} ({cpus} CPUs)"
         )
         log(f"refresh: full log in {console.current_log() or 'the console (--verbose)'}")
-        prior = old_kept.select(IMAGE_COLUMNS) if modality != "text" else None
+        prior = old_kept.select(["key", *IMAGE_COLUMNS]) if modality != "text" else None
         done = run_stages(new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=prior)
         check_rows(n_new, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
         f = add_funnels(parent["funnel"], funnel(done.counts))
@@ -132,6 +151,7 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             raise ConservationError(
                 f"refresh: funnel says {f['in']} rows ({f['kept']} kept) but the tables hold {kept.num_rows} kept + {rejects.num_rows} rejected"
             )
+        scores, sample = _carried_scores(parent_dir, done, source_rows, cfg.rejects.sample_per_reason)
         manifest = write_version(
             wd.out,
             dataset=cfg.dataset,
@@ -142,6 +162,8 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             kept=kept,
             rejects=rejects,
             shards=parent["shards"] + done.shards,
+            scores=scores,
+            sample=sample,
             parents=[ref],
             modality=modality,
         )

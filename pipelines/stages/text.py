@@ -4,9 +4,11 @@ The per-row text filters selected in `filter.checks` (`catalog.reasons` checks 1
 through `pipelines.filters.TextChain` inside a Ray Data actor pool, so fastText/spaCy/WordNet
 load once per actor. The whole-input filter `repeated_caption` (check 7, FILIP section 3.1)
 then answers on each surviving row's `repeat_count`: how many input rows share its
-normalised caption (`caption_repeat_key`), counted over the whole input. Raw captions are
-never written: task outputs hold the cleaned caption (names already substituted) and a
-hash of the normalised caption for the repeat count.
+normalised caption (`caption_repeat_key`), counted over the whole input; every row gets
+its count, so `scores.parquet` holds it for rejected rows too. Raw captions are never
+written: task outputs hold the cleaned caption with names already substituted (for
+rejected rows too: the rejects sample shows them), every check's scores, and a hash of
+the normalised caption for the repeat count.
 
 Tasks are chunks of `CHUNK_ROWS` input rows, each with a part file and a completion marker.
 A text source's rows (no URL) carry their `key` from `pipelines.stages.source.text_key`;
@@ -23,7 +25,8 @@ import pyarrow.compute as pc
 
 from catalog.keys import sample_key
 from catalog.parquet import read_parquet, write_parquet
-from pipelines.filters.chain import TextChain
+from catalog.scores import COLUMNS
+from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
 from pipelines.filters.config import FilterConfig
 from pipelines.stages.funnel import StageCount
@@ -31,12 +34,7 @@ from pipelines.stages.tasks import finish_tasks
 from pipelines.stages.workdir import WorkDir
 
 CHUNK_ROWS = 50_000
-FIELDS = {  # per-row fields the chain adds, written into the sample's json
-    "lang": pa.string(),
-    "lang_score": pa.float64(),
-    "english_ratio": pa.float64(),
-    "person_substituted": pa.bool_(),
-}
+FIELDS = {name: COLUMNS[name][0] for name in TEXT_SCORES}  # the chain's per-row scores
 SCHEMA = pa.schema(
     [
         ("row", pa.int64()),
@@ -46,6 +44,7 @@ SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("norm_hash", pa.string()),
         *FIELDS.items(),
+        ("repeat_count", pa.int64()),
     ]
 )
 
@@ -68,10 +67,11 @@ class TextActor:
             out["key"].append(row["key"] if "key" in row else sample_key(row["url"]))  # a text source has keys
             out["url"].append(row.get("url"))
             out["reason"].append(res.get("reason"))
-            out["caption"].append(None if res.get("reason") else res["caption"])
+            out["caption"].append(res["caption"] or None)
             out["norm_hash"].append(caption_repeat_key(row["caption"], self.max_chars))
             for name in FIELDS:
                 out[name].append(res.get(name))
+            out["repeat_count"].append(None)  # counted over the whole input by apply_whole_input
         return pa.table(out, schema=SCHEMA)
 
 
@@ -125,24 +125,25 @@ def repeat_counts(captions: list[str], cfg: FilterConfig) -> Counter:
 
 
 def apply_whole_input(table: pa.Table, cfg: FilterConfig, counts: Counter | None = None) -> pa.Table:
-    """Run the whole-input text filters (`repeated_caption`) on the rows the per-row filters kept.
+    """Give every row its `repeat_count`, then run the whole-input text filters (`repeated_caption`)
+    on the rows the per-row filters kept.
 
-    `counts`: norm_hash -> rows over the whole input (default: over `table`'s rows); each
-    row the filters see has its `repeat_count` from it.
+    `counts`: norm_hash -> rows over the whole input (default: over `table`'s rows).
     """
     filters = [f for f in cfg.filters("text") if f.whole_input]
     hashes = table.column("norm_hash").to_pylist()
     counts = Counter(hashes) if counts is None else counts
+    repeats = [counts[h] for h in hashes]
     reasons = table.column("reason").to_pylist()
     for f in filters:
         f.setup()
-        live = [i for i, r in enumerate(reasons) if r is None]
-        for i, verdict in zip(live, f.keep_batch([{"repeat_count": counts[hashes[i]]} for i in live])):
-            if verdict is not True:
-                reasons[i] = verdict[1]
-    captions = [c if r is None else None for c, r in zip(table.column("caption").to_pylist(), reasons)]
+        for i, repeat in enumerate(repeats):
+            if reasons[i] is None:
+                verdict = f.decide({"repeat_count": repeat})
+                if verdict is not True:
+                    reasons[i] = verdict[1]
     table = table.set_column(table.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
-    return table.set_column(table.schema.get_field_index("caption"), "caption", pa.array(captions, pa.string()))
+    return table.set_column(table.schema.get_field_index("repeat_count"), "repeat_count", pa.array(repeats, pa.int64()))
 
 
 def count_text(table: pa.Table) -> StageCount:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from support.corpus_names import raw_names
 from support.moto import moto_s3
 
 from catalog.keys import sample_key
@@ -187,22 +188,9 @@ def test_exif_rotated_images_are_stored_upright(corpus, built):
         assert np.abs(got - upright).mean() < np.abs(got - raw).mean() / 2, t["url"]
 
 
-def _names(corpus: Path) -> set[str]:
-    """The raw person names: the part of a raw caption that the truth's clean caption has as <person>."""
-    raw = {r["url"]: r["caption"] for r in pq.read_table(corpus / "urls.parquet").to_pylist()}
-    out = set()
-    for t in pq.read_table(corpus / "truth.parquet").to_pylist():
-        clean = t["clean_caption"]
-        if t["category"] == "person_name" and "<person>" in clean:
-            pre, post = clean.split("<person>", 1)
-            caption = raw[t["url"]]
-            out.add(caption[len(pre) : len(caption) - len(post)])
-    return out
-
-
 def test_no_raw_name_anywhere(corpus, built):
     root, _ = built
-    names = _names(corpus)
+    names = raw_names(corpus)
     assert len(names) >= 10 and all(" " in n for n in names)
     files = [p for p in root.rglob("*") if p.is_file()]
     ray_logs = Path("/tmp/ray/session_latest/logs")

@@ -19,7 +19,7 @@ from catalog.manifest import FORMAT
 from catalog.versions import version_numbers
 from pipelines.filters import FilterConfig
 from pipelines.stages.config import SourceConfig
-from pipelines.stages.dedup import bands, duplicate_flags
+from pipelines.stages.dedup import bands, representatives
 from pipelines.stages.download import download_reason, img2dataset_limits
 from pipelines.stages.funnel import ConservationError, StageCount, check_rows, funnel, summary_table
 from pipelines.stages.image import ImageChecks
@@ -161,15 +161,17 @@ def test_image_checks_on_original_size():
     checks = ImageChecks(FilterConfig())
     small = _jpeg(256, 256)
     assert checks(small, 400, 300)[0] is None
-    assert len(checks(small, 400, 300)[1]) == 16
-    assert checks(small, 199, 400) == ("image_too_small", None)
-    assert checks(small, 1000, 300) == ("aspect_ratio", None)
-    assert checks(small, 20_000, 10_000) == ("too_many_pixels", None)
+    ph = checks(small, 400, 300)[1]
+    assert len(ph) == 16
+    # every decodable image keeps its pHash, whichever check rejects it (whatif replays thresholds)
+    assert checks(small, 199, 400) == ("image_too_small", ph)
+    assert checks(small, 1000, 300) == ("aspect_ratio", ph)
+    assert checks(small, 20_000, 10_000) == ("too_many_pixels", ph)
     assert checks(b"garbage", 400, 300) == ("not_an_image", None)
     # check order: too_many_pixels before the decode, the decode before the size checks
     assert checks(b"garbage", 20_000, 10_000) == ("too_many_pixels", None)
     assert checks(b"garbage", 100, 900) == ("not_an_image", None)
-    assert checks(small, 100, 900) == ("image_too_small", None)
+    assert checks(small, 100, 900) == ("image_too_small", ph)
 
 
 def test_image_checks_take_the_filters_options_and_skip_omitted_filters():
@@ -178,22 +180,23 @@ def test_image_checks_take_the_filters_options_and_skip_omitted_filters():
         {"checks": {"aspect_ratio": {"max_ratio": 1.2}, "image_too_small": {"min_size": 500}, "too_many_pixels": False}}
     )
     assert [f.name for f in tight.before + tight.after] == ["image_too_small", "aspect_ratio"]
-    assert tight(small, 400, 300) == ("image_too_small", None)
-    assert tight(small, 800, 600) == ("aspect_ratio", None)
-    assert tight(small, 20_000, 10_000) == ("aspect_ratio", None)  # too_many_pixels not selected
+    assert tight(small, 400, 300)[0] == "image_too_small"
+    assert tight(small, 800, 600)[0] == "aspect_ratio"
+    assert tight(small, 20_000, 10_000)[0] == "aspect_ratio"  # too_many_pixels not selected
     none = ImageChecks({"checks": {"too_many_pixels": False, "image_too_small": False, "aspect_ratio": False}})
     assert none(small, 20_000, 10)[0] is None and none(b"garbage", 400, 300) == ("not_an_image", None)
 
 
-def test_img2dataset_gets_the_image_filters_limits():
+def test_img2dataset_gets_only_the_pixel_limit():
+    """Sizes and aspect ratios are the image stage's, so every fetched image has its scores recorded."""
     assert img2dataset_limits(FilterConfig()) == {
-        "min_image_size": 200,
-        "max_aspect_ratio": 3.0,
+        "min_image_size": 0,
+        "max_aspect_ratio": float("inf"),
         "max_image_area": 100_000_000,
     }
-    only = FilterConfig(checks={"image_too_small": {"min_size": 64}, "aspect_ratio": False, "too_many_pixels": False})
+    only = FilterConfig(checks={"image_too_small": {"min_size": 64}, "too_many_pixels": False})
     assert img2dataset_limits(only) == {
-        "min_image_size": 64,
+        "min_image_size": 0,
         "max_aspect_ratio": float("inf"),
         "max_image_area": float("inf"),
     }
@@ -201,21 +204,15 @@ def test_img2dataset_gets_the_image_filters_limits():
 
 def _text_rows(hashes, reasons):
     n = len(hashes)
-    return pa.table(
-        {
-            "row": list(range(n)),
-            "key": [f"k{i}" for i in range(n)],
-            "url": [f"u{i}" for i in range(n)],
-            "caption": [None if r else f"c{h}" for h, r in zip(hashes, reasons)],
-            "reason": reasons,
-            "norm_hash": hashes,
-            "lang": ["en"] * n,
-            "lang_score": [0.9] * n,
-            "english_ratio": [1.0] * n,
-            "person_substituted": [False] * n,
-        },
-        schema=TEXT_SCHEMA,
-    )
+    given = {
+        "row": list(range(n)),
+        "key": [f"k{i}" for i in range(n)],
+        "url": [f"u{i}" for i in range(n)],
+        "caption": [f"c{h}" for h in hashes],
+        "reason": reasons,
+        "norm_hash": hashes,
+    }
+    return pa.table({c: given.get(c, [None] * n) for c in TEXT_SCHEMA.names}, schema=TEXT_SCHEMA)
 
 
 def test_repeated_caption_limit_comes_from_the_config():
@@ -226,7 +223,9 @@ def test_repeated_caption_limit_comes_from_the_config():
     two = apply_whole_input(rows, FilterConfig(checks={"repeated_caption": {"limit": 2}}))
     # "a" occurs 3 times (a row rejected earlier still counts), "b" twice: only "a" is over the limit
     assert two.column("reason").to_pylist() == ["repeated_caption", "repeated_caption", "sensitive", None, None, None]
-    assert two.column("caption").to_pylist() == [None, None, None, "cb", "cb", "cc"]
+    # every row gets its count (scores.parquet replays the limit), and keeps its scrubbed caption
+    assert two.column("repeat_count").to_pylist() == [3, 3, 3, 2, 2, 1]
+    assert two.column("caption").to_pylist() == ["ca", "ca", "ca", "cb", "cb", "cc"]
     # counts over a larger input (a refresh): "b" crosses the limit only through rows not in this table
     wider = apply_whole_input(rows, FilterConfig(checks={"repeated_caption": {"limit": 2}}), Counter(a=1, b=3, c=1))
     assert wider.column("reason").to_pylist() == [None, None, "sensitive", "repeated_caption", "repeated_caption", None]
@@ -250,22 +249,23 @@ def test_dedup_keeps_smallest_key_of_exact_and_near_duplicates():
     sha = ["s1", "s1", "s2", "s3", "s4"]
     base = 0x0F0F_0F0F_0F0F_0F0F
     ph = [base, base, 0xFFFF_0000_FFFF_0000, base ^ 0b111111, base ^ 0b1111111]  # d: 6 bits off, e: 7 bits off
-    flags = duplicate_flags(keys, [0, 1, 2, 3, 4], sha, ph, 6)
-    assert flags == [True, False, False, True, False]
+    reps = representatives(keys, [0, 1, 2, 3, 4], sha, ph, 6)
+    assert reps == ["a", None, None, "a", None]  # c: same bytes as a; d: 6 bits from a
     # order of the input does not matter
     perm = [4, 2, 0, 3, 1]
-    again = duplicate_flags([keys[i] for i in perm], perm, [sha[i] for i in perm], [ph[i] for i in perm], 6)
-    assert again == [flags[i] for i in perm]
-    assert duplicate_flags(keys, [0, 1, 2, 3, 4], sha, ph, -1) == [True, False, False, False, False]
+    again = representatives([keys[i] for i in perm], perm, [sha[i] for i in perm], [ph[i] for i in perm], 6)
+    assert again == [reps[i] for i in perm]
+    assert representatives(keys, [0, 1, 2, 3, 4], sha, ph, -1) == ["a", None, None, None, None]
 
 
 def test_dedup_against_prior_kept_images():
     """A refresh: carried images count as kept first, whatever their keys (exact by sha256, near by pHash)."""
     base = 0x0F0F_0F0F_0F0F_0F0F
     keys, sha, ph = ["a", "b", "c"], ["s1", "s2", "s3"], [base, base ^ 0b11, 0xFFFF_0000_FFFF_0000]
-    assert duplicate_flags(keys, [0, 1, 2], sha, ph, 6) == [False, True, False]
-    assert duplicate_flags(keys, [0, 1, 2], sha, ph, 6, prior=(["s3"], [base ^ 0b1])) == [True, True, True]
-    assert duplicate_flags(keys, [0, 1, 2], sha, ph, -1, prior=(["s3"], [base])) == [False, False, True]
+    assert representatives(keys, [0, 1, 2], sha, ph, 6) == [None, "a", None]
+    old = (["z"], ["s3"], [base ^ 0b1])
+    assert representatives(keys, [0, 1, 2], sha, ph, 6, prior=old) == ["z", "z", "z"]
+    assert representatives(keys, [0, 1, 2], sha, ph, -1, prior=(["z"], ["s3"], [base])) == [None, None, "z"]
 
 
 # ------------------------------------------------------------------ shards
