@@ -2,7 +2,7 @@
 # The whole product on the embedded default data (called by `make demo` after setup and the
 # doctor): generate the sample web crawl (+ image-only, text-only and held-out eval lists),
 # serve it on 127.0.0.1, build the dataset versions with Ray (download -> filter -> dedup ->
-# shard -> views), learn a visual tokenizer, pretrain the tiny model with every objective
+# shard -> views), look at its rejects and replay a threshold, learn a visual tokenizer, pretrain the tiny model with every objective
 # through Ray Train, evaluate it on the held-out set, and print the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +31,11 @@ $PY -m pipelines build configs/demo-images.yaml
 $PY -m pipelines build configs/demo-text.yaml
 $PY -m pipelines build configs/demo-eval.yaml
 
-step "5/8 catalog"
+step "5/8 catalog and data quality: why rows were rejected, one row explained, a threshold tried on the stored scores"
 $PY -m catalog --root data list
+$PY -m catalog --root data rejects demo@1
+$PY -m pipelines explain --version demo@1 --row 3 --root data
+$PY -m pipelines whatif demo@1 --root data --set filter.checks.image_too_small.min_size=300
 
 step "6/8 visual tokenizer: a codebook over demo-images' patches (targets of masked image modelling)"
 $PY -m training tokenizer build demo-images@latest --root data
