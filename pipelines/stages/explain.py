@@ -81,12 +81,12 @@ def _upright_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _repeat_count(cfg: BuildConfig, caption: str) -> tuple[int | None, str]:
+def _repeat_count(cfg: BuildConfig, caption: str) -> tuple[int, str]:
     """How many rows of CONFIG's source share the caption's normalised form (at least 1: this one)."""
     try:
         source = read_source(cfg.source)
     except UserError as exc:
-        return None, f"repeat count unknown: the source list could not be read ({exc})"
+        return 1, f"repeat count 1 (this caption alone): the source list could not be read ({exc})"
     key = caption_repeat_key(caption, cfg.filter.max_caption_chars)
     column = source.table.column("caption").to_pylist() if "caption" in source.table.column_names else []
     n = sum(1 for c in column if caption_repeat_key(c, cfg.filter.max_caption_chars) == key)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
 import pyarrow as pa
 import pytest
+from PIL import Image
 
+from catalog.cli import run
 from catalog.errors import UserError
 from catalog.scores import SCHEMA
+from pipelines.__main__ import COMMANDS
 from pipelines.stages.config import BuildConfig
-from pipelines.stages.explain import Explanation, render
+from pipelines.stages.explain import Explanation, explain_caption, render
 from pipelines.stages.replay import UNKNOWN, Replay
 from pipelines.stages.whatif import changed_keys, check_replayable
 
@@ -151,3 +156,40 @@ def test_explain_marks_the_deciding_check():
     assert any("single_pos" in line and "(after the deciding check)" in line for line in lines)
     assert "decision: rejected: low_english_ratio (stage text)" in text
     assert "the build decided: rejected: low_english_ratio (stage text)" in text
+
+
+def _jpeg(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (200, 40, 40)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_explain_caption_and_image_measured_now(chain, tmp_path):
+    config = cfg(source={"urls": str(tmp_path / "missing.parquet")})
+    e = explain_caption(config, "a red circle above a blue square", _jpeg(400, 300), chain=chain)
+    assert e.reason is None and [c.name for c in e.checks][-4:] == [
+        "too_many_pixels",
+        "not_an_image",
+        "image_too_small",
+        "aspect_ratio",
+    ]
+    assert any("repeat count 1 (this caption alone)" in n for n in e.notes)  # no source list to count over
+    small = explain_caption(config, "a red circle above a blue square", _jpeg(120, 90), chain=chain)
+    assert (small.reason, small.stage) == ("image_too_small", "image")
+    foreign = explain_caption(config, "ein kleiner roter Kreis über einem blauen Quadrat", None, chain=chain)
+    assert (foreign.reason, foreign.stage) == ("not_english", "text")
+    text_only = explain_caption(config, "a red circle", None, chain=chain)
+    assert text_only.reason == UNKNOWN and text_only.stage == "download"  # no --image: the image checks wait
+
+
+def test_explain_and_whatif_user_errors_are_one_line(tmp_path, capsys):
+    argv = [
+        ["explain", "--row", "3"],
+        ["explain", "--version", "d@1", "--row", "1", "--root", str(tmp_path)],
+        ["whatif", "d@1", "--root", str(tmp_path)],
+        ["whatif", "d@1", "--root", str(tmp_path), "--set", "dedup.max_hamming=2"],
+    ]
+    for args in argv:
+        assert run("python -m pipelines", "", COMMANDS, args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
