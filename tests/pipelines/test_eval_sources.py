@@ -18,7 +18,7 @@ from catalog.config import ConfigError, load_config
 from catalog.keys import sample_key
 from pipelines.stages.config import BuildConfig, SourceConfig
 from pipelines.stages.dedup import count_dedup, pass_dedup
-from pipelines.stages.pipeline import kept_samples, text_samples
+from pipelines.stages.pipeline import kept_samples, sample_text_fields, text_samples
 from pipelines.stages.shard import JSON_FIELDS, sample_json, write_tar
 from pipelines.stages.source import SourceError, read_source
 
@@ -177,12 +177,15 @@ def test_kept_columns_are_joined_by_row_onto_the_kept_samples():
             "key": ["k0", "k1"],
             "url": ["u0", "u1"],
             "caption": ["a", "b"],
-            "lang": ["en", "en"],
-            "lang_score": [0.9, 0.8],
-            "english_ratio": [1.0, 1.0],
+            "lang": ["en", "pl"],
+            "lang_en_prob": [0.9, 0.35],
+            "english_ratio": [1.0, 0.91234],
             "person_substituted": [False, False],
         }
     )
+    # the sample json's text fields: every kept caption is English, scores rounded to 4 digits
+    fields = sample_text_fields(text).to_pylist()
+    assert [(r["lang"], r["lang_score"], r["english_ratio"]) for r in fields] == [("en", 0.9, 1.0), ("en", 0.35, 0.9123)]
     carried = pa.table({"row": [1, 0], "keep.scene": ["s1", None]})
     rows = text_samples(text.filter(pa.array([False, True])), carried).to_pylist()
     assert [(r["row"], r["keep.scene"]) for r in rows] == [(1, "s1")]
