@@ -1,4 +1,4 @@
-"""`python -m catalog [--root ROOT]`: list, show, models, samples, diff, verify, serve, reindex."""
+"""`python -m catalog [--root ROOT]`: list, show, models, samples, rejects, diff, verify, serve, reindex."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ COMMANDS = [
     "catalog.commands.show",
     "catalog.commands.models",
     "catalog.commands.samples",
+    "catalog.commands.rejects",
     "catalog.commands.diff",
     "catalog.commands.verify",
     "catalog.commands.serve",

@@ -4,24 +4,34 @@ Writes genuine WebDataset shards (PIL JPEGs, captions, sample json, image and te
 members named per docs/formats.md) and publishes them with `catalog.publish`, so
 everything the catalog reads is what a real build writes. It does not imitate the
 pipeline's decisions: the funnel it records is made up from the requested reject counts.
+With `rejects_sample=True` it also writes the rejects sample a build writes
+(`rejects_sample.parquet`, made up to match that funnel by `catalog.synthetic_rejects`) and
+the source table its rows came from, whose raw captions carry `person_name` where the
+version's captions have `<person>`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
 from typing import Any
 
+import pyarrow as pa
 from PIL import Image, ImageDraw
 
 from catalog import storage
 from catalog.keys import sample_key
+from catalog.parquet import write_parquet
 from catalog.publish import publish_version
 from catalog.reasons import STAGE_OF, STAGES, check_reason
+from catalog.scores import DEFAULT_SAMPLE_PER_REASON, REJECTS_SAMPLE_FILE
 from catalog.shards import iter_samples, write_shard
-from catalog.versions import version_numbers
+from catalog.synthetic_rejects import PERSON, rejected_rows, sample_table
+from catalog.versions import version_numbers, version_uri
 
+PERSON_NAME = "Maribel Quintanilla-Oyelaran"  # planted in the raw source captions only
 _WORDS = "a dog cat runs on the green grass near old red house with two children playing ball in park".split()
 VIEW_MEMBERS = {"image": ["g0.jpg", "g1.jpg", "l0.jpg", "l1.jpg"], "text": ["eda0.txt", "eda1.txt", "bt.spa.txt"]}
 
@@ -91,11 +101,18 @@ def make_version(
     parents: list[str] | None = None,
     carry_shards: list[str] | None = None,
     url_offset: int = 0,
+    rejects_sample: bool = False,
+    sample_per_reason: int = DEFAULT_SAMPLE_PER_REASON,
+    person_name: str = PERSON_NAME,
 ) -> dict[str, Any]:
     """Write and publish the next version of `dataset` with `n` new samples.
 
     `captions` overrides the first captions (e.g. markup that must render as text);
     `carry_shards` lists shard paths of older versions to reference, as a refresh does.
+    `rejects_sample`: also write rejects_sample.parquet (up to `sample_per_reason` rows per
+    reason of the funnel, recorded as the config's `rejects.sample_per_reason`) and the raw
+    source table `{dataset}/sources/v{N}.parquet` (captions with `person_name`), listed as
+    the version's source.
     """
     rng = random.Random(seed)
     version = (version_numbers(root, dataset) or [0])[-1] + 1
@@ -118,8 +135,13 @@ def make_version(
         if rejected is not None
         else {"empty_caption": 2, "not_english": 3, "download_failed": 4, "image_too_small": 1, "duplicate_image": 2}
     )
-    config = {"synthetic": {"n": n, "seed": seed, "shard_size": shard_size}}
+    config: dict[str, Any] = {"synthetic": {"n": n, "seed": seed, "shard_size": shard_size}}
     sources = [{"uri": f"synthetic://{dataset}/{seed}", "rows": n + sum(rejected.values()), "sha256": "0" * 64}]
+    if rejects_sample:
+        config["rejects"] = {"sample_per_reason": sample_per_reason}
+        sources = [
+            _write_rejects(root, dataset, version, samples, rejected, sample_per_reason, person_name, seed, url_offset)
+        ]
     carried = sum(_samples_in(root, dataset, p) for p in carry_shards or [])
     return publish_version(
         root,
@@ -133,6 +155,46 @@ def make_version(
         code="synthetic",
         views=VIEW_MEMBERS if views else None,
     )
+
+
+def _write_rejects(
+    root: str,
+    dataset: str,
+    version: int,
+    samples: list[tuple[str, dict[str, bytes]]],
+    rejected: dict[str, int],
+    per_reason: int,
+    person_name: str,
+    seed: int,
+    url_offset: int,
+) -> dict[str, Any]:
+    """Write rejects_sample.parquet and the raw source table; return the source's manifest entry."""
+    representative = (samples[0][0], samples[0][1]["jpg"]) if samples else None
+    rows = rejected_rows(
+        rejected,
+        first_row=len(samples),
+        url_offset=url_offset + seed * 10_000,
+        words=_WORDS,
+        person_name=person_name,
+        representative=representative,
+        seed=seed,
+    )
+    write_parquet(
+        storage.join(version_uri(root, dataset, version), REJECTS_SAMPLE_FILE), sample_table(rows, per_reason)
+    )
+    source = [
+        {
+            "row": i,
+            "key": key,
+            "url": json.loads(m["json"])["url"],
+            "caption": m["txt"].decode().replace(PERSON, person_name),
+        }
+        for i, (key, m) in enumerate(samples)
+    ] + [{"row": r["row"], "key": r["key"], "url": r["url"], "caption": r["raw_caption"]} for r in rows]
+    uri = storage.join(root, dataset, "sources", f"v{version}.parquet")
+    write_parquet(uri, pa.Table.from_pylist(source))
+    digest = hashlib.sha256(storage.read_bytes(uri)).hexdigest()
+    return {"uri": uri, "rows": len(source), "sha256": digest}
 
 
 def _samples_in(root: str, dataset: str, path: str) -> int:

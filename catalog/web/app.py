@@ -4,7 +4,9 @@ Safe by default: only GET/HEAD routes; every string is escaped (catalog.web.html
 Content-Security-Policy forbids scripts; `/files/...` serves only regular files inside
 the catalog root and any request path with a `..` segment or an encoded slash is refused;
 `/models/{run}/files/...` serves only the evaluation files a run's evals.jsonl lists;
-sample members are looked up in the offset index by name, never opened as paths; a bearer
+sample members are looked up in the offset index by name, never opened as paths, and a
+rejected row's thumbnail (`/d/{dataset}/{version}/rejects/{reason}/{key}.jpg`) by reason
+and key in the version's rejects sample (catalog.rejects); a bearer
 token is required whenever the server binds to a non-loopback address.
 """
 
@@ -21,11 +23,12 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from catalog import storage
+from catalog import rejects, storage
 from catalog.errors import UserError
 from catalog.models import eval_file
+from catalog.rejects import NoRejectsSample
 from catalog.store import Catalog
-from catalog.web import model_pages, pages
+from catalog.web import model_pages, pages, reject_pages
 
 TOKEN_COOKIE = "lipforge_catalog_token"
 PER_PAGE = 24
@@ -125,6 +128,36 @@ def create_app(root: str, token: str | None = None, index_dir: str | None = None
             media += "; charset=utf-8"
         return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
+    @app.get("/d/{dataset}/{version}/rejects", response_class=HTMLResponse)
+    def rejects_index(dataset: str, version: int) -> Response:
+        catalog.refresh()
+        try:
+            return HTMLResponse(reject_pages.reasons_page(catalog, dataset, version))
+        except NoRejectsSample:
+            return HTMLResponse(reject_pages.predates_page(dataset, version), status_code=404)
+
+    @app.get("/d/{dataset}/{version}/rejects/{reason}", response_class=HTMLResponse)
+    def rejects_of(dataset: str, version: int, reason: str, page: int = 0, per_page: int = reject_pages.PER_PAGE):
+        catalog.refresh()
+        per_page = min(max(per_page, 1), 500)
+        try:
+            return HTMLResponse(reject_pages.reason_page(catalog, dataset, version, reason, page, per_page))
+        except NoRejectsSample:
+            return HTMLResponse(reject_pages.predates_page(dataset, version, reason), status_code=404)
+
+    # thumbnails are looked up by reason and key in the sample table, never opened as paths
+    @app.get("/d/{dataset}/{version}/rejects/{reason}/{key}.jpg")
+    def reject_thumbnail(dataset: str, version: int, reason: str, key: str) -> Response:
+        catalog.refresh()
+        catalog.index.manifest(dataset, version)  # an unknown version is a 404 naming it
+        return _jpeg(rejects.thumbnail(catalog.root, dataset, version, reason, key))
+
+    @app.get("/d/{dataset}/{version}/rejects/{reason}/{key}/duplicate.jpg")
+    def reject_representative(dataset: str, version: int, reason: str, key: str) -> Response:
+        catalog.refresh()
+        catalog.index.manifest(dataset, version)
+        return _jpeg(rejects.thumbnail(catalog.root, dataset, version, reason, key, "duplicate_thumbnail"))
+
     @app.get("/models", response_class=HTMLResponse)
     def models_page() -> str:
         catalog.refresh()
@@ -160,6 +193,10 @@ def create_app(root: str, token: str | None = None, index_dir: str | None = None
         return Response(storage.read_bytes(uri), media_type=media)
 
     return app
+
+
+def _jpeg(data: bytes) -> Response:
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 def _with_headers(response: Response) -> Response:

@@ -18,6 +18,16 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#667}
 .views img{height:56px;margin:2px;border:1px solid #ccd}.caption{font-weight:600;margin:6px 0}
 .tv{font-size:12px;color:#445}.tv b{color:#223}pre{background:#fff;border:1px solid #dde1e7;padding:8px;overflow:auto}
 .pager a,.pager span{margin-right:10px}.card.chart{display:inline-block}figure.card{margin:0}
+.gallery.rejects{grid-template-columns:repeat(auto-fill,minmax(360px,1fr))}.pair{display:flex;gap:8px}
+.pair figure{margin:0;flex:1;min-width:0}.pair figcaption{font-size:11px;color:#667;word-break:break-all}
+img.thumb{max-width:100%;max-height:160px;display:block;border-radius:4px}
+.no-thumb{height:100px;display:flex;align-items:center;justify-content:center;text-align:center;padding:6px;
+background:#eceef2;color:#556;border:1px dashed #b8bec9;border-radius:4px;font-size:12px}
+table.scores{font-size:12px;margin:4px 0;width:100%;table-layout:fixed}
+table.scores th{font-weight:600;background:#f6f7f9;width:38%}table.scores td{word-break:break-all}
+.reject .muted{font-size:12px;word-break:break-all}
+svg.funnel a text{text-decoration:underline}svg.funnel a:hover rect{opacity:.8}
+.other-scores{font-size:11px;color:#556;margin:4px 0;word-break:break-word}
 """
 
 

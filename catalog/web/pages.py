@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+from catalog import rejects
 from catalog.lineage import lineage
 from catalog.manifest import modality_of
 from catalog.models import runs_for_dataset
@@ -20,6 +21,11 @@ _RANK = {r: i for i, r in enumerate(REASONS)}
 
 def version_href(dataset: str, version: int) -> str:
     return f"/d/{quote(dataset, safe='')}/{version}"
+
+
+def rejects_href(dataset: str, version: int, reason: str | None = None) -> str:
+    """The rejects page of a version, or of one reason (catalog.web.reject_pages)."""
+    return f"{version_href(dataset, version)}/rejects" + (f"/{quote(reason, safe='')}" if reason else "")
 
 
 def run_href(run: str) -> str:
@@ -83,20 +89,26 @@ def version_page(catalog: Catalog, dataset: str, version: int) -> str:
     ]
     shards = m["shards"][:SHARD_ROWS]
     more = len(m["shards"]) - len(shards)
+    sampled = rejects.sampled_counts(catalog.root, dataset, version)  # None: built before reject samples
+
+    def reason_href(reason: str) -> str | None:
+        return rejects_href(dataset, version, reason) if sampled is not None else None
+
+    browse_rejects = (
+        f" · {link(rejects_href(dataset, version), 'Browse rejects')}"
+        if sampled is not None
+        else ' · <span class="muted" id="no-rejects-sample">no rejects sample (built before reject samples)</span>'
+    )
     body = [
         f"<h1>{h(dataset)}@{h(version)}</h1>",
         f'<p>modality <span id="modality">{h(modality_of(m))}</span>; '
         f"{h(m['samples'])} samples in {h(len(m['shards']))} shards ({h(human_bytes(sum(s['bytes'] for s in m['shards'])))}); "
         f"created {h(m['created'])}; code {h(m['code_version'])}. "
-        f"{link(base + '/samples', 'Browse samples')} · {link('/files/' + quote(dataset, safe='') + f'/v{version}/manifest.json', 'manifest.json')}</p>",
+        f"{link(base + '/samples', 'Browse samples')}{browse_rejects} · {link('/files/' + quote(dataset, safe='') + f'/v{version}/manifest.json', 'manifest.json')}</p>",
         f'<h2>Filter funnel: <span id="funnel-in">{h(funnel["in"])}</span> in → <span id="funnel-kept">{h(funnel["kept"])}</span> kept</h2>',
-        f'<div class="card">{funnel_chart(funnel)}</div>',
+        f'<div class="card">{funnel_chart(funnel, reason_href=reason_href)}</div>',
         "<h2>Rejected by reason</h2>",
-        table(
-            ["reason", "rows", "share of input"], [[r, n, f"{100 * n / max(funnel['in'], 1):.1f}%"] for r, n in reasons]
-        )
-        if reasons
-        else "<p>none</p>",
+        _reasons_table(reasons, funnel["in"], sampled, reason_href) if reasons else "<p>none</p>",
         "<h2>Stages</h2>",
         table(
             ["stage", "in", "kept", "rejected"],
@@ -134,6 +146,17 @@ def version_page(catalog: Catalog, dataset: str, version: int) -> str:
         f"<pre>{h(json.dumps(m['config'], indent=2, sort_keys=True))}</pre>",
     ]
     return page(f"{dataset}@{version}", "".join(body), [(base, f"{dataset}@{version}")])
+
+
+def _reasons_table(reasons: list, n_in: int, sampled: dict[str, int] | None, href) -> str:
+    """Rows and share per reason; with a rejects sample, each reason links to its sampled rows."""
+    headers = ["reason", "rows", "share of input"] + (["sampled"] if sampled is not None else [])
+    rows = [
+        [link(href(r), r) if href(r) else h(r), n, f"{100 * n / max(n_in, 1):.1f}%"]
+        + ([sampled.get(r, 0)] if sampled is not None else [])
+        for r, n in reasons
+    ]
+    return f'<div id="reasons">{table(headers, rows, raw_columns=(0,))}</div>'
 
 
 def _runs_section(runs: dict) -> str:

@@ -5,36 +5,69 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from catalog.reasons import REASONS
 from catalog.web.html import h
 
-_KEPT, _REJECTED, _BAR = "#3f8f5a", "#d0644f", "#4a6fa5"
+_KEPT, _REJECTED, _REJECTED_ALT, _BAR = "#3f8f5a", "#d0644f", "#a8472f", "#4a6fa5"
 
 
-def funnel_chart(funnel: dict[str, Any], width: int = 720) -> str:
-    """One row per stage: a bar as long as the rows entering it, split into kept and rejected."""
-    rows = [(s["stage"], s["in"], s["kept"]) for s in funnel.get("stages", [])] + [
-        ("kept", funnel["kept"], funnel["kept"])
+def funnel_chart(
+    funnel: dict[str, Any], width: int = 720, reason_href: Callable[[str], str | None] | None = None
+) -> str:
+    """One row per stage: a bar as long as the rows entering it, split into kept and, per
+    reason, rejected, with the reasons named under it; a reason's bar part and name link to
+    `reason_href(reason)` when that gives a URL (the reason's sampled rejects)."""
+    rows = [(s["stage"], s["in"], s["kept"], s.get("rejected") or {}) for s in funnel.get("stages", [])] + [
+        ("kept", funnel["kept"], funnel["kept"], {})
     ]
     total = max([funnel["in"], 1] + [r[1] for r in rows])
-    label_w, row_h, bar_w = 130, 28, width - 130 - 170
-    parts = []
-    for i, (name, n_in, kept) in enumerate(rows):
-        y = i * row_h + 4
+    label_w, bar_w = 130, width - 130 - 170
+    parts, y = [], 4
+    for name, n_in, kept, by_reason in rows:
         w_in = bar_w * n_in / total
         w_kept = bar_w * kept / total
         parts.append(f'<text x="0" y="{y + 16}" font-size="12">{h(name)}</text>')
         parts.append(
             f'<rect x="{label_w}" y="{y}" width="{w_kept:.1f}" height="20" fill="{_KEPT}"><title>{h(name)}: {kept} kept</title></rect>'
         )
-        if n_in > kept:
+        reasons = sorted(((r, n) for r, n in by_reason.items() if n > 0), key=lambda kv: _reason_rank(kv[0]))
+        x = label_w + w_kept
+        for j, (reason, n) in enumerate(reasons):
+            fill = _REJECTED if j % 2 == 0 else _REJECTED_ALT
+            tip = f"{reason}: {n} rejected" + (" (see the sampled rows)" if reason_href and reason_href(reason) else "")
+            rect = f'<rect x="{x:.1f}" y="{y}" width="{bar_w * n / total:.1f}" height="20" fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{h(tip)}</title></rect>'
+            parts.append(_maybe_link(rect, reason, reason_href, "funnel-reason"))
+            x += bar_w * n / total
+        rest = n_in - kept - sum(n for _, n in reasons)
+        if rest > 0:  # rejects the stage's per-reason counts do not cover
             parts.append(
-                f'<rect x="{label_w + w_kept:.1f}" y="{y}" width="{w_in - w_kept:.1f}" height="20" fill="{_REJECTED}"><title>{h(name)}: {n_in - kept} rejected</title></rect>'
+                f'<rect x="{x:.1f}" y="{y}" width="{bar_w * rest / total:.1f}" height="20" fill="{_REJECTED}"><title>{h(name)}: {rest} rejected</title></rect>'
             )
         parts.append(
             f'<text x="{label_w + w_in + 6:.1f}" y="{y + 15}" font-size="12" class="funnel-count">{n_in} in → {kept} kept</text>'
         )
-    height = len(rows) * row_h + 8
+        y += 38 if reasons else 28
+        lx = label_w
+        for reason, n in reasons:  # the reasons' names under the bar, wrapped to the chart's width
+            label = f"{reason} {n}"
+            if lx > label_w and lx + 6 * len(label) > width:
+                lx, y = label_w, y + 14
+            text = f'<text x="{lx}" y="{y - 6}" font-size="10" fill="{_REJECTED_ALT}">{h(label)}</text>'
+            parts.append(_maybe_link(text, reason, reason_href, "funnel-reason-label"))
+            lx += 6 * len(label) + 14
+    height = y + 4
     return f'<svg class="funnel" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="filter funnel">{"".join(parts)}</svg>'
+
+
+def _reason_rank(reason: str) -> int:
+    return REASONS.index(reason) if reason in REASONS else len(REASONS)
+
+
+def _maybe_link(inner: str, reason: str, href: Callable[[str], str | None] | None, css: str) -> str:
+    """`inner` in an `<a>` to href(reason) when there is one, else in a `<g>`; both carry class and data-reason."""
+    target = href(reason) if href else None
+    data = f'class="{css}" data-reason="{h(reason)}"'
+    return f'<a href="{h(target)}" {data}>{inner}</a>' if target else f"<g {data}>{inner}</g>"
 
 
 def histogram_chart(name: str, hist: dict[str, Any], width: int = 320, height: int = 160) -> str:

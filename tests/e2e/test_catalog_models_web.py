@@ -4,22 +4,17 @@ and the dataset versions it trained and was evaluated on."""
 
 from __future__ import annotations
 
-import http.client
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 from PIL import Image, ImageDraw
 from selenium.webdriver.common.by import By
+from support.catalog_server import raw_get, serve
 from support.versions import jpeg, sample_members, write_version
 
 from catalog.models import record_eval, record_run
-from pipelines.webserver import free_port
 
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "artifacts")
 RUN = "clip-web-1"
@@ -46,32 +41,6 @@ def publish(root: str, dataset: str, n: int, seed: int) -> dict:
         url = f"http://127.0.0.1/{dataset}/{i}.jpg"
         samples.append((url, sample_members(url, jpeg(image), f"a shape number {i}")))
     return write_version(root, dataset, samples)
-
-
-def serve(root: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "LIPFORGE_CATALOG_TOKEN": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "--root", root, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"catalog serve exited: {proc.stderr.read().decode()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("catalog serve did not start in 60 s")
-
-
-def raw_get(port: int, path: str) -> tuple[int, str, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", path)
-    resp = conn.getresponse()
-    return resp.status, resp.getheader("content-type", ""), resp.read()
 
 
 @pytest.fixture(scope="module")

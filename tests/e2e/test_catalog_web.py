@@ -4,48 +4,15 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
+from support.catalog_server import raw_get, serve
 
 from catalog.synthetic import make_version
-from pipelines.webserver import free_port
 
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "artifacts")
 SCRIPT_CAPTION = "<script>window.__pwned = 1</script> a dog & <b>bold</b> cat"
-
-
-def serve(root: str, *extra: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "LIPFORGE_CATALOG_TOKEN": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "--root", root, "serve", "--port", str(port), *extra],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"catalog serve exited: {proc.stderr.read().decode()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("catalog serve did not start in 60 s")
-
-
-def raw_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """GET `path` exactly as written (no client-side normalisation of '..' or %2f)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", path, headers=headers or {})
-    resp = conn.getresponse()
-    return resp.status, resp.read()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +90,7 @@ def test_sample_page_shows_json(site, browser):
 )
 def test_traversal_paths_are_refused(site, path):
     root, port, v1 = site
-    status, body = raw_get(port, path)
+    status, _, body = raw_get(port, path)
     assert status == 400 and b"path refused" in body
 
 
@@ -131,7 +98,7 @@ def test_traversal_refused_in_browser_and_files_inside_served(site, browser):
     root, port, v1 = site
     browser.get(f"http://127.0.0.1:{port}/files/..%2f..%2fetc%2fpasswd")
     assert "path refused" in browser.page_source and "root:" not in browser.page_source
-    status, body = raw_get(port, "/files/demo/v1/manifest.json")
+    status, _, body = raw_get(port, "/files/demo/v1/manifest.json")
     assert status == 200 and b'"lipforge.manifest/1"' in body
 
 
@@ -144,7 +111,7 @@ def test_read_only_and_token(site, tmp_path):
     try:
         assert raw_get(tport, "/")[0] == 401
         assert raw_get(tport, "/", {"Authorization": "Bearer wrong"})[0] == 401
-        status, body = raw_get(tport, "/", {"Authorization": "Bearer s3cret"})
+        status, _, body = raw_get(tport, "/", {"Authorization": "Bearer s3cret"})
         assert status == 200 and b"demo@2" in body
     finally:
         proc.terminate()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from support.catalog_server import raw_get, serve
 from support.corpus_names import raw_names
 
 from catalog.reasons import KEEP
@@ -173,3 +174,31 @@ def test_whatif_and_explain_commands(built):
         check=True,
     ).stdout
     assert "the build decided" in out and "not_english" in out
+
+
+def test_rejects_pages_and_cli_on_the_real_build(built, corpus):
+    """Every reason of the real build has a gallery with thumbnails where an image was fetched; no raw name shows."""
+    names = raw_names(corpus)
+    sample = pq.read_table(Path(built) / "q" / "v1" / "rejects_sample.parquet").to_pylist()
+    proc, port = serve(built)
+    try:
+        status, _, page = raw_get(port, "/d/q/1")
+        assert status == 200 and b"/d/q/1/rejects/not_english" in page
+        for reason in {r["reason"] for r in sample}:
+            status, _, page = raw_get(port, f"/d/q/1/rejects/{reason}")
+            assert status == 200 and not [n for n in names if n.encode() in page], reason
+        fetched = next(r for r in sample if r["reason"] == "image_too_small")
+        status, media, body = raw_get(port, f"/d/q/1/rejects/image_too_small/{fetched['key']}.jpg")
+        assert status == 200 and media == "image/jpeg" and body == fetched["thumbnail"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-m", "catalog", "--root", built, "rejects", "q@1", "--reason", "duplicate_image"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert all(r["key"] in out and r["duplicate_of"] in out for r in sample if r["reason"] == "duplicate_image")
