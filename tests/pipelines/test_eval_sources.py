@@ -185,7 +185,10 @@ def test_kept_columns_are_joined_by_row_onto_the_kept_samples():
     )
     # the sample json's text fields: every kept caption is English, scores rounded to 4 digits
     fields = sample_text_fields(text).to_pylist()
-    assert [(r["lang"], r["lang_score"], r["english_ratio"]) for r in fields] == [("en", 0.9, 1.0), ("en", 0.35, 0.9123)]
+    assert [(r["lang"], r["lang_score"], r["english_ratio"]) for r in fields] == [
+        ("en", 0.9, 1.0),
+        ("en", 0.35, 0.9123),
+    ]
     carried = pa.table({"row": [1, 0], "keep.scene": ["s1", None]})
     rows = text_samples(text.filter(pa.array([False, True])), carried).to_pylist()
     assert [(r["row"], r["keep.scene"]) for r in rows] == [(1, "s1")]
