@@ -10,13 +10,22 @@ Nothing here downloads. Every asset ships with a pinned PyPI package or a Debian
 | English stop words | spaCy's `STOP_WORDS` | `stop_words()` |
 | CLIP BPE vocab | `bpe_simple_vocab_16e6.txt.gz` inside `open_clip` | `clip_tokenizer()` |
 | apertium modes | Debian `apertium-eng-spa`, `apertium-eng-cat` | `apertium_available(mode)` |
+| name lexicon | PyPI `names-dataset` + `gender-guesser`, derived by `prepare()` | `name_lexicon()` |
+| English words (wordfreq) | PyPI `wordfreq`, derived by `prepare()` | `wordfreq_english_words()` |
+| frequent foreign words (wordfreq) | PyPI `wordfreq`, derived by `prepare()` | `wordfreq_foreign_frequent_words()` |
 
 `prepare()` (CLI `python -m pipelines assets`, in `pipelines/assets.py`) builds the NLTK data dir under the project
 cache (`$LIPFORGE_CACHE`, default `<repo>/.cache/lipforge`): NLTK 3.10 refuses symlinks and
 hard links out of its data roots, so the WordNet files are copied, and the `lexnames` file
 that Debian does not ship is generated from the `lexnames(5WN)` man page it does ship.
-Loaders are cached per process (one load per Ray actor) and raise `AssetMissing` naming the
-asset and the fix.
+It also derives two small lexicons into `<cache>/lexicons/` (section "name and word
+lexicons" below): `names.tsv` from names-dataset (whose pickles take ~18 s and 2 GB to load,
+so they are read once, in a child process, never by a worker) and gender-guesser's curated
+`nam_dict.txt`; `english-wordfreq.txt` from wordfreq's English list; `foreign-frequent.txt`
+from its Romance and Germanic lists. Each file starts with
+a header naming the package versions and cut-offs it was made with; `prepare()` rebuilds a
+file whose header differs. Loaders are cached per process (one load per Ray actor) and
+raise `AssetMissing` naming the asset and the fix.
 """
 
 from __future__ import annotations
@@ -27,8 +36,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from catalog.errors import UserError
 
@@ -213,7 +223,369 @@ def prepare() -> list[str]:
     prepare_wordnet(log)
     _wordnet_at.cache_clear()
     _common_words_at.cache_clear()
+    prepare_lexicons(log)
     return log
+
+
+# ---------------------------------------------------------------- name and word lexicons
+#
+# names.tsv: one line per lower-case name (`NAME_LINE`), the evidence the person-name rules
+# (`pipelines/filters/person.py`) weigh:
+#   gg          gender-guesser's nam_dict.txt (J. Michael's hand-curated first-name list, 2008):
+#               the name's highest frequency class over its countries, 1 (rare) .. 13
+#               (extremely common); 0 = not in the list
+#   gg_en       the same over Great Britain, Ireland and the U.S.A. only ("Tom" 8; "Tan", a
+#               Vietnamese and Chinese name that is also an English word, 0)
+#   first_rank  names-dataset 3 (Facebook-leak first names by country): the name's best
+#               per-country rank, 0 = not ranked within NAMES_MAX_RANK
+#   first_cc    the country of that rank (ISO alpha-2)
+#   last_rank, last_cc   the same for last names
+# names-dataset is noisy ("Man" is rank 4 in HK, "Yorkie" and "Crocs" are first names):
+# a rank is evidence to combine with others, never a verdict. Names are kept when they are
+# one word of Latin letters (inner ' or - allowed: "O'Connor", "Anna-Lena"); multi-word
+# entries ("De Jong") are left to the particle rule of the substituter.
+NAMES_MAX_RANK = 2000
+NAME_LINE = ("name", "gg", "gg_en", "first_rank", "first_cc", "last_rank", "last_cc")
+# english-wordfreq.txt: lower-case words of Latin letters with an English Zipf frequency of
+# at least ENGLISH_MIN_ZIPF (wordfreq's "best" English list; Zipf = log10 of occurrences per
+# billion words, 2.0 = 1 in 10 million: "waterskiing" 2.02, "wakeboarding" 2.03, "kayaker"
+# 2.1, "atvs" 2.24, "wetsuit" 2.55, "selfie" 3.75) that are not much more frequent in another
+# Latin-script language than in English (at most ENGLISH_FOREIGN_MARGIN below that language's
+# Zipf): wordfreq's English list holds foreign loan words ("playa" 3.18 but Spanish 5.0,
+# "hund" 2.15 but German 4.6) that must not count as English, while shared words
+# ("biker" en 3.37, de 3.49; "wetsuit" en 2.55, nl 2.66) stay.
+ENGLISH_MIN_ZIPF = 2.0
+ENGLISH_FOREIGN_MARGIN = 0.5
+FOREIGN_LATIN_LANGS = ("ca cs da de es fi fil fr hu id is it lt lv ms nb nl pl pt ro sh sk sl sv tr vi").split()
+# foreign-frequent.txt: words at Zipf >= FOREIGN_FREQUENT_ZIPF (1 in 1,000 words: function
+# words, "de", "la", "und", "het") in one of FOREIGN_FREQUENT_LANGS, the Romance and Germanic
+# languages whose captions `not_english` must reject, that are not about as frequent in
+# English (ENGLISH_FOREIGN_MARGIN): gender-guesser lists "De", "Un" and "Le" as first names
+# (Vietnamese, Korean), so a lower-case name must not be one of these.
+FOREIGN_FREQUENT_ZIPF = 6.0
+FOREIGN_FREQUENT_LANGS = ("ca", "de", "es", "fr", "it", "nl", "pt")
+LEXICON_PACKAGES = {
+    "names": ("names-dataset", "gender-guesser"),
+    "english": ("wordfreq",),
+    "foreign": ("wordfreq",),
+}
+_HEX = frozenset("0123456789ABCDEFabcdef")
+_NAME_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")
+_LATIN_WORD = re.compile(r"[a-z]+")
+
+
+def lexicon_dir() -> Path:
+    return cache_dir() / "lexicons"
+
+
+def name_lexicon_path() -> Path:
+    return lexicon_dir() / "names.tsv"
+
+
+def english_lexicon_path() -> Path:
+    return lexicon_dir() / "english-wordfreq.txt"
+
+
+def foreign_lexicon_path() -> Path:
+    return lexicon_dir() / "foreign-frequent.txt"
+
+
+def _package_version(package: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise AssetMissing(f"lexicons: package {package} is not installed; run `make setup`") from None
+
+
+def lexicon_header(kind: str) -> str:
+    """The first line of a lexicon file: format, package versions and cut-offs it was made with."""
+    versions = " ".join(f"{p}=={_package_version(p)}" for p in LEXICON_PACKAGES[kind])
+    if kind == "names":
+        params = f"max_rank={NAMES_MAX_RANK} columns={','.join(NAME_LINE)}"
+    elif kind == "foreign":
+        params = f"min_zipf={FOREIGN_FREQUENT_ZIPF} english_margin={ENGLISH_FOREIGN_MARGIN} in={','.join(FOREIGN_FREQUENT_LANGS)}"
+    else:
+        params = (
+            f"min_zipf={ENGLISH_MIN_ZIPF} foreign_margin={ENGLISH_FOREIGN_MARGIN} vs={','.join(FOREIGN_LATIN_LANGS)}"
+        )
+    return f"# lipforge {kind} lexicon v1 {versions} {params}"
+
+
+def _header_of(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8") as fp:
+            return fp.readline().rstrip("\n")
+    except OSError:
+        return ""
+
+
+def _latin_name(name: str) -> bool:
+    import unicodedata
+
+    return _NAME_WORD.fullmatch(name) is not None and all(
+        not c.isalpha() or unicodedata.name(c, "").startswith("LATIN") for c in name
+    )
+
+
+def gender_guesser_names() -> dict[str, tuple[int, int]]:
+    """Lower-case first name -> (highest frequency class 1..13 over all countries, over GB/IE/US)
+    in gender-guesser's nam_dict.txt.
+
+    Format (the file's own header): a gender code, the name at column 3 ("+" joins the parts
+    of Arabic, Chinese and Korean names: "Abdel+Aziz" is "Abdelaziz", "Abdel-Aziz" or "Abdel
+    Aziz"), and from column 30 one hexadecimal frequency digit (or a blank) per country, the
+    first three being Great Britain, Ireland and the U.S.A. "=" lines (short form = long
+    form) and "#" comments carry no frequency.
+    """
+    try:
+        import gender_guesser
+    except ImportError:
+        raise AssetMissing("name lexicon: package gender-guesser is not installed; run `make setup`") from None
+    path = Path(gender_guesser.__file__).resolve().parent / "data" / "nam_dict.txt"
+    out: dict[str, tuple[int, int]] = {}
+    with open(path, encoding="utf-8") as fp:
+        for line in fp:
+            if not line.strip() or line[0] in "#=":
+                continue
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            columns = line.rstrip("\r\n$ ")[30:]
+            digits = [int(c, 16) if c in _HEX else 0 for c in columns]
+            freq = max(digits, default=0) or 1
+            freq_en = max(digits[:3], default=0)
+            for name in {parts[1].replace("+", ""), parts[1].replace("+", "-")}:
+                low = name.lower()
+                if _latin_name(low):
+                    old = out.get(low, (0, 0))
+                    out[low] = (max(old[0], freq), max(old[1], freq_en))
+    return out
+
+
+def build_name_lexicon(path: str | Path) -> int:
+    """Write the name lexicon (see NAME_LINE) to `path`; return the number of names.
+
+    Loads names-dataset's pickles (~18 s, ~2 GB): `prepare()` runs this in a child process.
+    """
+    try:
+        from names_dataset import NameDataset
+    except ImportError:
+        raise AssetMissing("name lexicon: package names-dataset is not installed; run `make setup`") from None
+    entries: dict[str, list[Any]] = {name: [*freqs, 0, "", 0, ""] for name, freqs in gender_guesser_names().items()}
+    dataset = NameDataset()
+    for table, col in ((dataset.first_names, 2), (dataset.last_names, 4)):
+        for name, info in table.items():
+            ranks = info.get("rank") or {}
+            if not ranks:
+                continue
+            country, rank = min(ranks.items(), key=lambda kv: (kv[1], kv[0]))
+            low = name.lower()
+            if rank > NAMES_MAX_RANK or not _latin_name(low):
+                continue
+            entry = entries.setdefault(low, [0, 0, 0, "", 0, ""])
+            if entry[col] == 0 or rank < entry[col]:
+                entry[col], entry[col + 1] = rank, country
+    del dataset
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write(lexicon_header("names") + "\n")
+        for name in sorted(entries):
+            fp.write("\t".join([name, *map(str, entries[name])]) + "\n")
+    return len(entries)
+
+
+def build_english_lexicon(path: str | Path) -> int:
+    """Write wordfreq's English words (see ENGLISH_MIN_ZIPF) to `path`, one a line; return how many."""
+    import math
+
+    try:
+        from wordfreq import get_frequency_dict
+    except ImportError:
+        raise AssetMissing("English words: package wordfreq is not installed; run `make setup`") from None
+    english = get_frequency_dict("en", wordlist="best")
+    foreign = [get_frequency_dict(lang, wordlist="best") for lang in FOREIGN_LATIN_LANGS]
+    min_freq = 10 ** (ENGLISH_MIN_ZIPF - 9)
+    words = []
+    for word, freq in english.items():
+        if freq < min_freq or not _LATIN_WORD.fullmatch(word):
+            continue
+        top_foreign = max((table.get(word, 0.0) for table in foreign), default=0.0)
+        if top_foreign == 0.0 or math.log10(freq) >= math.log10(top_foreign) - ENGLISH_FOREIGN_MARGIN:
+            words.append(word)
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write(lexicon_header("english") + "\n")
+        fp.write("".join(f"{w}\n" for w in sorted(words)))
+    return len(words)
+
+
+def build_foreign_lexicon(path: str | Path) -> int:
+    """Write the frequent words of FOREIGN_FREQUENT_LANGS (see FOREIGN_FREQUENT_ZIPF) to `path`; return how many."""
+    import math
+
+    try:
+        from wordfreq import get_frequency_dict
+    except ImportError:
+        raise AssetMissing("foreign words: package wordfreq is not installed; run `make setup`") from None
+    english = get_frequency_dict("en", wordlist="best")
+    min_freq = 10 ** (FOREIGN_FREQUENT_ZIPF - 9)
+    words: set[str] = set()
+    for lang in FOREIGN_FREQUENT_LANGS:
+        for word, freq in get_frequency_dict(lang, wordlist="best").items():
+            if freq < min_freq or not _NAME_WORD.fullmatch(word):
+                continue
+            en = english.get(word, 0.0)
+            if en == 0.0 or math.log10(en) < math.log10(freq) - ENGLISH_FOREIGN_MARGIN:
+                words.add(word)
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write(lexicon_header("foreign") + "\n")
+        fp.write("".join(f"{w}\n" for w in sorted(words)))
+    return len(words)
+
+
+def _build_names_in_child(tmp: Path) -> None:
+    """Run build_name_lexicon(tmp) in a fresh interpreter, so its ~2 GB go when it ends."""
+    code = "import sys; from catalog.assets import build_name_lexicon; build_name_lexicon(sys.argv[1])"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise AssetMissing(f"name lexicon: building it failed ({last}); run `make setup`")
+
+
+def prepare_lexicons(log: list[str]) -> None:
+    """Build `names.tsv` and `english-wordfreq.txt` under `lexicon_dir()` unless up to date.
+
+    A lock file makes concurrent preparers (several Ray actors on one node) build each file
+    once; the others wait and find it ready.
+    """
+    import fcntl
+
+    target = lexicon_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    kinds = (("names", name_lexicon_path()), ("english", english_lexicon_path()), ("foreign", foreign_lexicon_path()))
+    for kind, path in kinds:
+        header = lexicon_header(kind)
+        if _header_of(path) == header:
+            log.append(f"lexicons: {path} up to date")
+            continue
+        with open(target / f".{kind}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if _header_of(path) == header:  # built by another preparer meanwhile
+                    log.append(f"lexicons: {path} up to date")
+                    continue
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+                try:
+                    if kind == "names":
+                        _build_names_in_child(tmp)
+                    elif kind == "english":
+                        build_english_lexicon(tmp)
+                    else:
+                        build_foreign_lexicon(tmp)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        with open(path, encoding="utf-8") as fp:
+            count = sum(1 for _ in fp) - 1
+        log.append(f"lexicons: built {path} ({count:,} {'names' if kind == 'names' else 'words'}; {header[2:]})")
+    _name_lexicon_at.cache_clear()
+    _english_lexicon_at.cache_clear()
+
+
+class NameInfo(NamedTuple):
+    """A name's evidence in the name lexicon (see NAME_LINE); ranks are 0 when absent."""
+
+    gg: int
+    gg_en: int
+    first_rank: int
+    first_cc: str
+    last_rank: int
+    last_cc: str
+
+
+class NameLexicon:
+    """Lower-case name -> NameInfo; lines are parsed on first lookup (the file holds ~180,000)."""
+
+    def __init__(self, lines: dict[str, str]) -> None:
+        self._lines = lines
+        self._parsed: dict[str, NameInfo | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._lines
+
+    def names(self) -> list[str]:
+        return list(self._lines)
+
+    def get(self, name: str) -> NameInfo | None:
+        """The evidence for `name` (lower case), or None when it is in neither source."""
+        try:
+            return self._parsed[name]
+        except KeyError:
+            pass
+        line = self._lines.get(name)
+        info = None
+        if line is not None:
+            gg, gg_en, first_rank, first_cc, last_rank, last_cc = line.split("\t")
+            info = NameInfo(int(gg), int(gg_en), int(first_rank), first_cc, int(last_rank), last_cc)
+        if len(self._parsed) < 500_000:
+            self._parsed[name] = info
+        return info
+
+
+def _check_header(path: Path, kind: str) -> None:
+    header = _header_of(path)
+    if not header:
+        raise AssetMissing(f"{kind} lexicon: {path} not found; {FIX_SETUP}")
+    if header != lexicon_header(kind):
+        raise AssetMissing(f"{kind} lexicon: {path} was made by other package versions or cut-offs; {FIX_SETUP}")
+
+
+@functools.cache
+def _name_lexicon_at(path: str) -> NameLexicon:
+    with open(path, encoding="utf-8") as fp:
+        fp.readline()
+        lines = dict(line.rstrip("\n").split("\t", 1) for line in fp)
+    return NameLexicon(lines)
+
+
+def name_lexicon() -> NameLexicon:
+    """The prepared name lexicon (see `prepare`): first/last-name evidence per lower-case name."""
+    path = name_lexicon_path()
+    _check_header(path, "names")
+    return _name_lexicon_at(str(path))
+
+
+@functools.cache
+def _english_lexicon_at(path: str) -> frozenset[str]:
+    with open(path, encoding="utf-8") as fp:
+        fp.readline()
+        return frozenset(fp.read().split())
+
+
+def wordfreq_english_words() -> frozenset[str]:
+    """wordfreq's English words (lower case) at Zipf >= ENGLISH_MIN_ZIPF, foreign-dominated ones left out."""
+    path = english_lexicon_path()
+    _check_header(path, "english")
+    return _english_lexicon_at(str(path))
+
+
+def wordfreq_foreign_frequent_words() -> frozenset[str]:
+    """Frequent words of Catalan, German, Spanish, French, Italian, Dutch, Portuguese that English
+    does not share (lower case; see FOREIGN_FREQUENT_ZIPF)."""
+    path = foreign_lexicon_path()
+    _check_header(path, "foreign")
+    return _english_lexicon_at(str(path))
 
 
 # ---------------------------------------------------------------- loaders
@@ -303,6 +675,74 @@ def wordnet_common_words() -> frozenset[str]:
     """
     wordnet()  # validates the prepared dir, raising AssetMissing with the fix
     return _common_words_at(str(wordnet_dir()))
+
+
+@functools.cache
+def _proper_names_at(root: str) -> WordNetNames:
+    person: set[str] = set()
+    fictional: set[str] = set()
+    other: set[str] = set()
+    adjectives: set[str] = set()
+    places: set[str] = set()
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(Path(root) / f"data.{pos}", encoding="utf-8") as fp:
+            for line in fp:
+                if line.startswith("  "):  # licence header
+                    continue
+                fields = line.split(" ")
+                is_person = pos == "noun" and fields[1] == "18"  # lexicographer file 18: noun.person
+                is_place = pos == "noun" and fields[1] == "15"  # noun.location
+                head, _, gloss = line.partition(" | ")
+                instance = " @i " in head  # an instance of a kind ("Gandhi" of statesman), not a kind ("Mohawk")
+                for i in range(int(fields[3], 16)):
+                    word = fields[4 + 2 * i].split("(")[0]
+                    low = word.lower()
+                    if is_person:
+                        if word[0].isupper() and instance:  # a named person, not a kind ("batman", "Asian")
+                            made_up = _FICTIONAL.search(gloss) and not _LIFE_DATES.search(gloss)
+                            (fictional if made_up else person).add(low)
+                    elif "_" in word or "-" in word:
+                        other.add(low)
+                    elif is_place and word[0].isupper():
+                        places.add(low)
+                    elif pos == "adj" and word[0].isupper():
+                        adjectives.add(low)
+    return WordNetNames(
+        person=frozenset(person),
+        fictional=frozenset(fictional - person),
+        things=frozenset(other - person - fictional),
+        proper_adjectives=frozenset(adjectives),
+        places=frozenset(places),
+    )
+
+
+class WordNetNames(NamedTuple):
+    """What WordNet says about proper nouns (lower case), for the person-name rules."""
+
+    person: frozenset[str]  # capitalised lemmas of noun.person instances ("gandhi", "mark_twain"; not "asian")
+    fictional: frozenset[str]  # such lemmas only ever glossed as fictional/legendary/cartoon ("santa_claus")
+    things: frozenset[str]  # multi-word lemmas with no noun.person sense ("mickey_mouse", "union_jack", "green_bay")
+    proper_adjectives: frozenset[str]  # capitalised adjectives: nationalities ("german", "irish", "asian")
+    places: frozenset[str]  # capitalised one-word noun.location lemmas ("america", "florence", "penzance")
+
+
+# A gloss that starts by saying so ("a fictional detective ...", "(Greek mythology) a mythical
+# hero ...", "a cartoon character created by Walt Disney") and gives no life dates (the
+# cartoonist Charles Schulz "(1922-2000)" is a person).
+_FICTIONAL = re.compile(
+    r"^(?:\([^)]*\)\s*)?(?:(?:a|an|the|one)\s+)?(?:\w+\s+)?(?:fictional|legendary|mythical|mythological|imaginary|cartoon)\b"
+)
+_LIFE_DATES = re.compile(r"\((?:born|died|\d{3,4})")
+_proper_names_cached = functools.cache(_proper_names_at)
+
+
+def wordnet_proper_names() -> WordNetNames:
+    """Person names, fictional characters, multi-word things and nationality adjectives in WordNet.
+
+    Read from the data files of the prepared copy like `wordnet_common_words` (well under a second).
+    """
+    wordnet()
+    return _proper_names_cached(str(wordnet_dir()))
 
 
 @functools.cache

@@ -68,6 +68,20 @@ def check_wordnet() -> str:
 FIX_WORDNET = "run `python -m pipelines assets` (`make setup`); needs apt packages wordnet-base wordnet-sense-index"
 
 
+def check_lexicons() -> str:
+    names = assets.name_lexicon()
+    maria, smith = names.get("maria"), names.get("smith")
+    if maria is None or not maria.gg or smith is None or not smith.last_rank:
+        raise CheckFailed("name lexicon lacks 'maria' (first) or 'smith' (last)", FIX_LEXICONS)
+    english, foreign = assets.wordfreq_english_words(), assets.wordfreq_foreign_frequent_words()
+    if "selfie" not in english or "und" not in foreign or "und" in english:
+        raise CheckFailed("wordfreq lexicons lack 'selfie' (English) or 'und' (foreign)", FIX_LEXICONS)
+    return f"{len(names):,} names, {len(english):,} English and {len(foreign):,} foreign words ({assets.lexicon_dir()})"
+
+
+FIX_LEXICONS = "run `python -m pipelines assets` (`make setup`); needs names-dataset, gender-guesser, wordfreq"
+
+
 def _round_trip(pivot: str) -> str:
     for mode in (f"eng-{pivot}", f"{pivot}-eng"):
         try:
@@ -117,6 +131,7 @@ CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("fastText LID", check_lid),
     ("spaCy NER", check_spacy),
     ("WordNet", check_wordnet),
+    ("name/word lexicons", check_lexicons),
     ("apertium", check_apertium),
     ("CLIP BPE tokenizer", check_clip),
     ("torch version", _check_version("torch")),
@@ -158,7 +173,7 @@ def format_table(results: list[CheckResult]) -> str:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return subparsers.add_parser(
-        "doctor", help="check every offline asset (fastText, spaCy, WordNet, apertium, CLIP BPE)"
+        "doctor", help="check every offline asset (fastText, spaCy, WordNet, lexicons, apertium, CLIP BPE)"
     )
 
 

@@ -3,7 +3,7 @@
 One module per filter, registered in `FILTERS` by name; importing this package imports
 every module in it, so every built-in filter is registered. Non-filter helpers live here
 too: `clean` (caption normalisation, the repeat key), `english` (English-word lookups),
-`person` (person-name substitution), `first_names`. The build config's `filter:` section
+`person` (person-name substitution). The build config's `filter:` section
 is `config.FilterConfig`; the text stage's per-row part is `chain.TextChain`.
 """
 

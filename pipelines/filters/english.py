@@ -1,10 +1,24 @@
 """English-word lookups shared by `not_english` and `low_english_ratio` (not a filter).
 
-English-word ratio: the share of a caption's words that are English words — an English
-stop word (spaCy's list: WordNet has no function words) or a WordNet lemma, trying
-`morphy` (inflections: "waterskies" -> "waterski") only on misses. Capitalised words that
-are not English words and look like names ("Lopez" after the first word, or "Pedro
-Garcia" at the start) are not counted either way: a name is not a non-English word.
+English-word ratio: the share of a caption's words that are English words. A word is
+English when it is
+- an English stop word (spaCy's list: WordNet has no function words),
+- a WordNet lemma, trying `morphy` (inflections: "geese" -> "goose") only on misses, where
+  the base must be a lemma WordNet writes in lower case: "chicos" -> "Chico" (a Californian
+  city) does not make a Spanish word English,
+- or in wordfreq's English list (`catalog.assets.wordfreq_english_words`: Zipf >= 2.0, words
+  much more frequent in another Latin-script language left out), which knows the modern and
+  compound words WordNet 3.0 lacks: "selfie", "waterskiing", "wetsuit", "hoodie", "atvs".
+The chain computes the ratio on the caption AFTER person-name substitution, so:
+- a placeholder token (`<person>`, or any `<word>` / `[word]` token such as `[NAME]`) is not
+  a word at all: the "person" inside `<person>` would otherwise count as English and lift
+  a foreign caption's ratio;
+- capitalised words that are not English words and look like names ("Lopez" after the
+  first word, or "Pedro Garcia" at the start) are not counted either way: a name that the
+  substitution left is not a non-English word.
+Words that wordfreq's English list shares with Romance/Germanic function words ("de", "la",
+"die") are still English here; `not_english` passes them as `foreign_function_words`, which
+count as not English.
 """
 
 from __future__ import annotations
@@ -16,6 +30,8 @@ from typing import Any
 from catalog import assets
 
 WORD = re.compile(r"[^\W\d_]+")
+# Placeholder tokens the person-name substitution writes (`filter.person_placeholder`).
+PLACEHOLDER = re.compile(r"<[^\W\d]+>|\[[^\W\d]+\]")
 
 
 def _titlecase(word: str) -> bool:
@@ -28,32 +44,37 @@ class EnglishWords:
     def __init__(self) -> None:
         self._vocab: frozenset[str] | None = None
         self._morphy_cache: dict[str, bool] = {}
+        self._common: frozenset[str] = frozenset()
         self._wn: Any = None
 
     def setup(self) -> None:
         if self._vocab is None:
             self._wn = assets.wordnet()
             lemmas = (n for n in self._wn.all_lemma_names() if "_" not in n and "-" not in n)
-            self._vocab = frozenset(lemmas) | assets.stop_words()
+            self._vocab = frozenset(lemmas) | assets.stop_words() | assets.wordfreq_english_words()
+            self._common = assets.wordnet_common_words()
 
     @property
     def ready(self) -> bool:
         return self._vocab is not None
 
     def is_english(self, word: str) -> bool:
-        """`word` (lower case) is a stop word or a WordNet lemma, directly or through morphy."""
+        """`word` (lower case) is a stop word, a wordfreq English word or a WordNet lemma (directly or through morphy)."""
         assert self._vocab is not None, "EnglishWords.setup() not called"
         if word in self._vocab:
             return True
         hit = self._morphy_cache.get(word)
         if hit is None:
-            hit = self._wn.morphy(word) is not None
+            base = self._wn.morphy(word)
+            hit = base is not None and base in self._common
             if len(self._morphy_cache) < 200_000:
                 self._morphy_cache[word] = hit
         return hit
 
     def counted_words(self, caption: str) -> list[tuple[str, bool]]:
-        """(lower-case word, is English) for each word that counts (names skipped)."""
+        """(lower-case word, is English) for each word that counts (placeholders and names skipped)."""
+        if "<" in caption or "[" in caption:
+            caption = PLACEHOLDER.sub(" ", caption)
         words = WORD.findall(caption)
         out: list[tuple[str, bool]] = []
         for i, word in enumerate(words):

@@ -1,4 +1,5 @@
-"""`python -m pipelines.doctor` for real: all OK here, and a clear failure when WordNet is missing."""
+"""`python -m pipelines.doctor` for real: all OK here, and a clear failure when WordNet and the
+lexicons are missing."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_doctor_all_ok_after_prepare(tmp_path):
         "fastText LID",
         "spaCy NER",
         "WordNet",
+        "name/word lexicons",
         "apertium",
         "CLIP BPE tokenizer",
         "torch version",
@@ -48,5 +50,7 @@ def test_doctor_fails_naming_missing_wordnet_and_fix(tmp_path):
     assert done.returncode == 1
     wordnet_row = next(line for line in done.stdout.splitlines() if line.startswith("WordNet"))
     assert "MISSING" in wordnet_row and "lexnames" in wordnet_row
-    assert "doctor: 1 check(s) failed" in done.stdout
+    lexicon_row = next(line for line in done.stdout.splitlines() if line.startswith("name/word lexicons"))
+    assert "MISSING" in lexicon_row and "names.tsv not found" in lexicon_row
+    assert "doctor: 2 check(s) failed" in done.stdout
     assert "fix: run `make setup` (it calls `python -m pipelines assets`)" in done.stdout
