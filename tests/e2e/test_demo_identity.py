@@ -11,6 +11,12 @@ Re-recorded once since (2026-12-02): `configs/demo.yaml` gained `source.keep_col
 changed (`SHARDS`). Nothing else did: the funnel and the rejects are the recorded ones, each
 json's `scene` is its row's in urls.parquet, and the shards rewritten without that one field
 are byte for byte the shards recorded before (`SHARDS_BEFORE_SCENE`).
+
+Re-recorded twice (2026-12-02, per-row scores): img2dataset no longer applies the size and
+aspect-ratio limits, the image stage does, so the 37 rows rejected as `image_too_small` /
+`aspect_ratio` are counted at the `image` stage instead of `download` (`FUNNEL`,
+`REJECTS_SHA256`). Every row's reason and every shard byte are the recorded ones: the
+rejects with those rows' stage set back to `download` hash to `REJECTS_SHA256_BEFORE`.
 """
 
 from __future__ import annotations
@@ -41,10 +47,12 @@ SHARDS_BEFORE_SCENE = {  # the recording of 2026-12-01, before the json carried 
     2: "73fc9e0852fb50c5810f0a75968469c757f1d7329809c97e22ed749dd462ade3",
 }
 REJECTS_SHA256 = (
-    "29d7d57e901f16e61526aa56d0ed24abdebc8209213381331437301c785128cb"  # sha256 of the rejects rows as sorted-key JSON
+    "6798acf97e688a61df96199a5547f61bfe150bf1c342c26fd3f4bf03ac5ff1b5"  # sha256 of the rejects rows as sorted-key JSON
 )
+REJECTS_SHA256_BEFORE = "29d7d57e901f16e61526aa56d0ed24abdebc8209213381331437301c785128cb"  # size checks at download
+SIZE_REASONS = ("image_too_small", "aspect_ratio")
 FUNNEL = json.loads(
-    '{"in": 2000, "kept": 1627, "rejected": {"aspect_ratio": 17, "download_failed": 33, "duplicate_image": 29, "empty_caption": 22, "image_too_small": 20, "meaningless_caption": 50, "not_an_image": 26, "not_english": 137, "repeated_caption": 14, "single_pos": 17, "too_many_pixels": 8}, "stages": [{"in": 2000, "kept": 2000, "rejected": {}, "stage": "source"}, {"in": 2000, "kept": 1760, "rejected": {"empty_caption": 22, "meaningless_caption": 50, "not_english": 137, "repeated_caption": 14, "single_pos": 17}, "stage": "text"}, {"in": 1760, "kept": 1656, "rejected": {"aspect_ratio": 17, "download_failed": 33, "image_too_small": 20, "not_an_image": 26, "too_many_pixels": 8}, "stage": "download"}, {"in": 1656, "kept": 1656, "rejected": {}, "stage": "image"}, {"in": 1656, "kept": 1627, "rejected": {"duplicate_image": 29}, "stage": "dedup"}, {"in": 1627, "kept": 1627, "rejected": {}, "stage": "shard"}]}'
+    '{"in": 2000, "kept": 1627, "rejected": {"aspect_ratio": 17, "download_failed": 33, "duplicate_image": 29, "empty_caption": 22, "image_too_small": 20, "meaningless_caption": 50, "not_an_image": 26, "not_english": 137, "repeated_caption": 14, "single_pos": 17, "too_many_pixels": 8}, "stages": [{"in": 2000, "kept": 2000, "rejected": {}, "stage": "source"}, {"in": 2000, "kept": 1760, "rejected": {"empty_caption": 22, "meaningless_caption": 50, "not_english": 137, "repeated_caption": 14, "single_pos": 17}, "stage": "text"}, {"in": 1760, "kept": 1693, "rejected": {"download_failed": 33, "not_an_image": 26, "too_many_pixels": 8}, "stage": "download"}, {"in": 1693, "kept": 1656, "rejected": {"aspect_ratio": 17, "image_too_small": 20}, "stage": "image"}, {"in": 1656, "kept": 1627, "rejected": {"duplicate_image": 29}, "stage": "dedup"}, {"in": 1627, "kept": 1627, "rejected": {}, "stage": "shard"}]}'
 )
 VIEW_SCHEMA = {
     "keys": [
@@ -110,6 +118,8 @@ def test_funnel_and_rejects_unchanged(demo):
         assert _manifest(demo, version)["funnel"] == FUNNEL
         rows = pq.read_table(demo / f"v{version}" / "rejects.parquet").to_pylist()
         assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest() == REJECTS_SHA256
+        moved = [{**r, "stage": "download" if r["reason"] in SIZE_REASONS else r["stage"]} for r in rows]
+        assert hashlib.sha256(json.dumps(moved, sort_keys=True).encode()).hexdigest() == REJECTS_SHA256_BEFORE
 
 
 @pytest.mark.parametrize("version", [1, 2])
