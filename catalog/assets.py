@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -396,54 +398,59 @@ def build_name_lexicon(path: str | Path) -> int:
     return len(entries)
 
 
-def build_english_lexicon(path: str | Path) -> int:
-    """Write wordfreq's English words (see ENGLISH_MIN_ZIPF) to `path`, one a line; return how many."""
-    import math
-
+def _frequencies(what: str):
+    """wordfreq's `get_frequency_dict` (word -> frequency of one language's best list)."""
     try:
         from wordfreq import get_frequency_dict
     except ImportError:
-        raise AssetMissing("English words: package wordfreq is not installed; run `make setup`") from None
-    english = get_frequency_dict("en", wordlist="best")
-    foreign = [get_frequency_dict(lang, wordlist="best") for lang in FOREIGN_LATIN_LANGS]
-    min_freq = 10 ** (ENGLISH_MIN_ZIPF - 9)
-    words = []
-    for word, freq in english.items():
-        if freq < min_freq or not _LATIN_WORD.fullmatch(word):
-            continue
-        top_foreign = max((table.get(word, 0.0) for table in foreign), default=0.0)
-        if top_foreign == 0.0 or math.log10(freq) >= math.log10(top_foreign) - ENGLISH_FOREIGN_MARGIN:
-            words.append(word)
-    path = Path(path)
-    with open(path, "w", encoding="utf-8") as fp:
-        fp.write(lexicon_header("english") + "\n")
-        fp.write("".join(f"{w}\n" for w in sorted(words)))
+        raise AssetMissing(f"{what}: package wordfreq is not installed; run `make setup`") from None
+    return lambda lang: get_frequency_dict(lang, wordlist="best")
+
+
+def _write_words(path: str | Path, kind: str, words: Iterable[str]) -> int:
+    """A word lexicon file: its header line, then one word a line, sorted; returns how many words."""
+    words = sorted(words)
+    with open(Path(path), "w", encoding="utf-8") as fp:
+        fp.write(lexicon_header(kind) + "\n")
+        fp.write("".join(f"{w}\n" for w in words))
     return len(words)
+
+
+def _apart(freq: float, other: float) -> bool:
+    """`freq` is not ENGLISH_FOREIGN_MARGIN (Zipf) or more below `other` (0: the word is not in the other list)."""
+    return other == 0.0 or math.log10(freq) >= math.log10(other) - ENGLISH_FOREIGN_MARGIN
+
+
+def build_english_lexicon(path: str | Path) -> int:
+    """Write wordfreq's English words (see ENGLISH_MIN_ZIPF) to `path`, one a line; return how many."""
+    freqs = _frequencies("English words")
+    english = freqs("en")
+    foreign = [freqs(lang) for lang in FOREIGN_LATIN_LANGS]
+    min_freq = 10 ** (ENGLISH_MIN_ZIPF - 9)
+    words = (
+        word
+        for word, freq in english.items()
+        if freq >= min_freq
+        and _LATIN_WORD.fullmatch(word)
+        and _apart(freq, max((table.get(word, 0.0) for table in foreign), default=0.0))
+    )
+    return _write_words(path, "english", words)
 
 
 def build_foreign_lexicon(path: str | Path) -> int:
     """Write the frequent words of FOREIGN_FREQUENT_LANGS (see FOREIGN_FREQUENT_ZIPF) to `path`; return how many."""
-    import math
-
-    try:
-        from wordfreq import get_frequency_dict
-    except ImportError:
-        raise AssetMissing("foreign words: package wordfreq is not installed; run `make setup`") from None
-    english = get_frequency_dict("en", wordlist="best")
+    freqs = _frequencies("foreign words")
+    english = freqs("en")
     min_freq = 10 ** (FOREIGN_FREQUENT_ZIPF - 9)
-    words: set[str] = set()
-    for lang in FOREIGN_FREQUENT_LANGS:
-        for word, freq in get_frequency_dict(lang, wordlist="best").items():
-            if freq < min_freq or not _NAME_WORD.fullmatch(word):
-                continue
-            en = english.get(word, 0.0)
-            if en == 0.0 or math.log10(en) < math.log10(freq) - ENGLISH_FOREIGN_MARGIN:
-                words.add(word)
-    path = Path(path)
-    with open(path, "w", encoding="utf-8") as fp:
-        fp.write(lexicon_header("foreign") + "\n")
-        fp.write("".join(f"{w}\n" for w in sorted(words)))
-    return len(words)
+    words = {
+        word
+        for lang in FOREIGN_FREQUENT_LANGS
+        for word, freq in freqs(lang).items()
+        if freq >= min_freq
+        and _NAME_WORD.fullmatch(word)
+        and (english.get(word, 0.0) == 0.0 or not _apart(english[word], freq))
+    }
+    return _write_words(path, "foreign", words)
 
 
 def _build_names_in_child(tmp: Path) -> None:
