@@ -38,7 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -658,20 +658,27 @@ def wordnet() -> Any:
         return _wordnet_at(str(root))
 
 
-@functools.cache
-def _common_words_at(root: str) -> frozenset[str]:
-    words: set[str] = set()
+def _synsets(root: str) -> Iterator[tuple[str, list[str], str, list[str]]]:
+    """(part of speech, the line's fields, the line, its lemmas) for every synset line of WordNet's data files."""
     for pos in ("noun", "verb", "adj", "adv"):
         with open(Path(root) / f"data.{pos}", encoding="utf-8") as fp:
             for line in fp:
                 if line.startswith("  "):  # licence header
                     continue
                 fields = line.split(" ")
-                for i in range(int(fields[3], 16)):
-                    word = fields[4 + 2 * i].split("(")[0]  # adjectives carry "(a)"/"(p)" markers
-                    if word.islower() and "_" not in word and "-" not in word:
-                        words.add(word)
-    return frozenset(words)
+                # adjectives carry "(a)"/"(p)" markers
+                lemmas = [fields[4 + 2 * i].split("(")[0] for i in range(int(fields[3], 16))]
+                yield pos, fields, line, lemmas
+
+
+@functools.cache
+def _common_words_at(root: str) -> frozenset[str]:
+    return frozenset(
+        word
+        for _, _, _, lemmas in _synsets(root)
+        for word in lemmas
+        if word.islower() and "_" not in word and "-" not in word
+    )
 
 
 def wordnet_common_words() -> frozenset[str]:
@@ -691,29 +698,23 @@ def _proper_names_at(root: str) -> WordNetNames:
     other: set[str] = set()
     adjectives: set[str] = set()
     places: set[str] = set()
-    for pos in ("noun", "verb", "adj", "adv"):
-        with open(Path(root) / f"data.{pos}", encoding="utf-8") as fp:
-            for line in fp:
-                if line.startswith("  "):  # licence header
-                    continue
-                fields = line.split(" ")
-                is_person = pos == "noun" and fields[1] == "18"  # lexicographer file 18: noun.person
-                is_place = pos == "noun" and fields[1] == "15"  # noun.location
-                head, _, gloss = line.partition(" | ")
-                instance = " @i " in head  # an instance of a kind ("Gandhi" of statesman), not a kind ("Mohawk")
-                for i in range(int(fields[3], 16)):
-                    word = fields[4 + 2 * i].split("(")[0]
-                    low = word.lower()
-                    if is_person:
-                        if word[0].isupper() and instance:  # a named person, not a kind ("batman", "Asian")
-                            made_up = _FICTIONAL.search(gloss) and not _LIFE_DATES.search(gloss)
-                            (fictional if made_up else person).add(low)
-                    elif "_" in word or "-" in word:
-                        other.add(low)
-                    elif is_place and word[0].isupper():
-                        places.add(low)
-                    elif pos == "adj" and word[0].isupper():
-                        adjectives.add(low)
+    for pos, fields, line, lemmas in _synsets(root):
+        is_person = pos == "noun" and fields[1] == "18"  # lexicographer file 18: noun.person
+        is_place = pos == "noun" and fields[1] == "15"  # noun.location
+        head, _, gloss = line.partition(" | ")
+        instance = " @i " in head  # an instance of a kind ("Gandhi" of statesman), not a kind ("Mohawk")
+        for word in lemmas:
+            low = word.lower()
+            if is_person:
+                if word[0].isupper() and instance:  # a named person, not a kind ("batman", "Asian")
+                    made_up = _FICTIONAL.search(gloss) and not _LIFE_DATES.search(gloss)
+                    (fictional if made_up else person).add(low)
+            elif "_" in word or "-" in word:
+                other.add(low)
+            elif is_place and word[0].isupper():
+                places.add(low)
+            elif pos == "adj" and word[0].isupper():
+                adjectives.add(low)
     return WordNetNames(
         person=frozenset(person),
         fictional=frozenset(fictional - person),

@@ -199,19 +199,25 @@ def _card(catalog: Catalog, ref: SampleRef) -> str:
     )
 
 
+def pager(href: str, page_no: int, pages: int, per_page: int, note: str = "") -> str:
+    """The previous / page N of M / next bar of a paged gallery at `href`."""
+    nav = ['<div class="pager">']
+    if page_no > 0:
+        nav.append(link(f"{href}?page={page_no - 1}&per_page={per_page}", "← previous"))
+    nav.append(f"<span>page {h(page_no + 1)} of {h(pages)}{h(note)}</span>")
+    if page_no + 1 < pages:
+        nav.append(link(f"{href}?page={page_no + 1}&per_page={per_page}", "next →"))
+    nav.append("</div>")
+    return "".join(nav)
+
+
 def gallery_page(catalog: Catalog, dataset: str, version: int, page_no: int, per_page: int) -> str:
     total = catalog.index.manifest_samples(dataset, version)
     pages = max(1, -(-total // per_page))
     page_no = min(max(page_no, 0), pages - 1)
     refs = catalog.page(dataset, version, page_no * per_page, per_page)
     base = version_href(dataset, version)
-    nav = ['<div class="pager">']
-    if page_no > 0:
-        nav.append(link(f"{base}/samples?page={page_no - 1}&per_page={per_page}", "← previous"))
-    nav.append(f"<span>page {h(page_no + 1)} of {h(pages)} ({h(total)} samples)</span>")
-    if page_no + 1 < pages:
-        nav.append(link(f"{base}/samples?page={page_no + 1}&per_page={per_page}", "next →"))
-    nav.append("</div>")
+    nav = [pager(f"{base}/samples", page_no, pages, per_page, f" ({total} samples)")]
     body = [
         f"<h1>{h(dataset)}@{h(version)} samples</h1>",
         "".join(nav),

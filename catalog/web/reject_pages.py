@@ -18,7 +18,7 @@ from catalog.manifest import modality_of
 from catalog.scores import REJECTS_SAMPLE_FILE, SCORES_OF
 from catalog.store import Catalog
 from catalog.web.html import h, link, page, table
-from catalog.web.pages import rejects_href, version_href
+from catalog.web.pages import pager, rejects_href, version_href
 
 PER_PAGE = 48
 
@@ -130,13 +130,7 @@ def reason_page(catalog: Catalog, dataset: str, version: int, reason: str, page_
         for e in entries
     )
     base = rejects_href(dataset, version, reason)
-    nav = ['<div class="pager">']
-    if page_no > 0:
-        nav.append(link(f"{base}?page={page_no - 1}&per_page={per_page}", "← previous"))
-    nav.append(f"<span>page {h(page_no + 1)} of {h(pages)}</span>")
-    if page_no + 1 < pages:
-        nav.append(link(f"{base}?page={page_no + 1}&per_page={per_page}", "next →"))
-    nav.append("</div>")
+    nav = [pager(base, page_no, pages, per_page)]
     images = modality_of(m) != "text"
     share = f"{100 * rejected / max(m['funnel']['in'], 1):.1f}%"
     cards = "".join(_card(dataset, version, reason, r, images) for r in rows)

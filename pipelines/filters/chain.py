@@ -90,10 +90,11 @@ class TextChain:
             work.append({"caption": caption, "scrubbed": caption, "name_gate": False, "person_substituted": False})
         if self.person is not None:
             todo = [i for i, w in enumerate(work) if w["caption"]]
-            gates = [self.person.gate(work[i]["caption"]) for i in todo]
-            scrubbed = self.person.substitute_batch([work[i]["caption"] for i in todo])
-            for i, gate, (text, changed) in zip(todo, gates, scrubbed):
-                work[i].update(scrubbed=text, name_gate=gate, person_substituted=changed)
+            captions = [work[i]["caption"] for i in todo]
+            levels = self.person.gate_levels(captions)
+            scrubbed = self.person.substitute_batch(captions, levels)
+            for i, level, (text, changed) in zip(todo, levels, scrubbed):
+                work[i].update(scrubbed=text, name_gate=level > 0, person_substituted=changed)
         reasons: list[str | None] = [None] * len(work)
         for f in self.filters:
             for i, verdict in enumerate(f.keep_batch(work)):  # scores every row, writes the scores into it

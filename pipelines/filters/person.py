@@ -574,10 +574,15 @@ class PersonNameSubstituter:
             text = text[:a] + self.config.person_placeholder + text[b:]
         return text, bool(found)
 
-    def substitute_batch(self, captions: list[str]) -> list[tuple[str, bool]]:
+    def gate_levels(self, captions: list[str]) -> list[int]:
+        """The gate's level per caption (0: no candidate, 1: tokenizer enough, 2: NER needed)."""
+        return [self._gate_level(c) for c in captions]
+
+    def substitute_batch(self, captions: list[str], levels: list[int] | None = None) -> list[tuple[str, bool]]:
+        """`levels`: `gate_levels(captions)` when the caller already has them (the chain records the gate)."""
         self.setup()
         out: list[tuple[str, bool]] = [(c, False) for c in captions]
-        levels = [self._gate_level(c) for c in captions]
+        levels = self.gate_levels(captions) if levels is None else levels
         ner_rows = [i for i, level in enumerate(levels) if level == 2]
         docs = self._nlp.pipe((captions[i] for i in ner_rows), batch_size=self.config.spacy_batch_size)
         for i, doc in zip(ner_rows, docs):

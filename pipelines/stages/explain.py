@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 
 from catalog.config import load_config
 from catalog.errors import UserError
+from catalog.rejects import format_value
 from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
 from pipelines.stages.config import BuildConfig
@@ -134,17 +135,9 @@ def explain_row(root: str, ref: str, row: int, cfg: BuildConfig | None = None) -
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "/".join(map(str, value)) or "(none)"
-    if isinstance(value, str) and len(value) > 24:
-        return value[:21] + "..."
-    return str(value)
+    """`catalog.rejects.format_value`, long hashes cut to fit the table."""
+    text = format_value(value)
+    return text[:21] + "..." if len(text) > 24 else text
 
 
 def render(e: Explanation) -> str:

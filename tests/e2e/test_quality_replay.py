@@ -148,31 +148,19 @@ def test_whatif_equals_a_real_rebuild(built, setting):
     assert dict(zip(keys, zip(w.after, w.stages_after))) == {r["key"]: (r["reason"] or KEEP, r["stage"]) for r in real}
 
 
-def test_whatif_and_explain_commands(built):
+def cli(package: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m PACKAGE ARGS` as a user runs it (text output captured)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-m", "pipelines", "whatif", "q@1", "--root", built, "--set", SETTINGS[0]],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    return subprocess.run([sys.executable, "-m", package, *args], capture_output=True, text=True, env=env)
+
+
+def test_whatif_and_explain_commands(built):
+    out = cli("pipelines", "whatif", "q@1", "--root", built, "--set", SETTINGS[0]).stdout
     assert "not_english" in out and "funnel" in out
     assert f"python -m pipelines build q@1 --root {built} --set {SETTINGS[0]}" in out
-    bad = subprocess.run(
-        [sys.executable, "-m", "pipelines", "whatif", "q@1", "--root", built, "--set", "filter.max_caption_chars=50"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    bad = cli("pipelines", "whatif", "q@1", "--root", built, "--set", "filter.max_caption_chars=50")
     assert bad.returncode == 2 and "cannot be replayed" in bad.stderr and "Traceback" not in bad.stderr
-    out = subprocess.run(
-        [sys.executable, "-m", "pipelines", "explain", "--version", "q@1", "--row", "3", "--root", built],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    out = cli("pipelines", "explain", "--version", "q@1", "--row", "3", "--root", built).stdout
     assert "the build decided" in out and "not_english" in out
 
 
@@ -193,12 +181,5 @@ def test_rejects_pages_and_cli_on_the_real_build(built, corpus):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-m", "catalog", "--root", built, "rejects", "q@1", "--reason", "duplicate_image"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    out = cli("catalog", "--root", built, "rejects", "q@1", "--reason", "duplicate_image").stdout
     assert all(r["key"] in out and r["duplicate_of"] in out for r in sample if r["reason"] == "duplicate_image")
