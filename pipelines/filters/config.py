@@ -50,7 +50,7 @@ class FilterConfig(Config):
     )
     person_substitution: bool = True
     extra_first_names: list[str] = Field(
-        default_factory=list, description="first names added to the built-in list used by the person-name gate"
+        default_factory=list, description="first names added to the name lexicons of the person-name gate"
     )
     person_placeholder: str = "<person>"
     spacy_batch_size: int = Field(256, ge=1)
