@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import tempfile
 from typing import Any, BinaryIO
 
@@ -136,8 +137,17 @@ def upload_file(local_path: str, uri: str) -> None:
         return
     if os.path.abspath(local_path) == os.path.abspath(uri):
         return
-    with open(local_path, "rb") as f:
-        write_bytes(uri, f.read())
+    directory = os.path.dirname(os.path.abspath(uri))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    os.close(fd)
+    try:
+        shutil.copyfile(local_path, tmp)  # streamed, not read whole into memory
+        os.replace(tmp, uri)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def remove(uri: str, recursive: bool = False) -> None:

@@ -28,8 +28,8 @@ VIEW_RECIPES_FIELD = "views"
 
 
 class SourceConfig(Config):
-    """The input list: one file (local or s3://), or a local folder of images with a caption
-    table (`pipelines.stages.source`). `modality` says what its rows are: "pair" (a URL and
+    """The input list: one file, a folder of list files or a glob of them (local or s3://), or
+    a local folder of images with a caption table (`pipelines.stages.source`). `modality` says what its rows are: "pair" (a URL and
     a caption column), "image" (a URL column only: an image-only version) or "text" (a
     caption column, or a .txt file of one caption per line: a text-only version).
     `keep_columns`: source columns carried into each kept sample's json under their own name."""

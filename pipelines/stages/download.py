@@ -1,7 +1,7 @@
 """Stage `download`: img2dataset (distributor="ray") over the text survivors only.
 
-Its input is a parquet of `url` + `row` (our input row id): captions never reach
-img2dataset, so none is in its raw shards, stats or logs. Settings: `resize_mode=
+Its input is a folder with one parquet of `url` + `row` (our input row id) per text part:
+captions never reach img2dataset, so none is in its raw shards, stats or logs. Settings: `resize_mode=
 "keep_ratio"` (shorter side to `download.image_size`), `resize_only_if_bigger` (default
 on: a 210 px image is kept as is instead of being upscaled to 256), JPEG; its
 limits apply on the
@@ -22,14 +22,14 @@ from __future__ import annotations
 import math
 import threading
 
-import pyarrow as pa
+import pyarrow.compute as pc
 
 from catalog import storage
 from catalog.console import progress, stdout_to_log
 from catalog.parquet import read_parquet, write_parquet
 from pipelines.filters.config import FilterConfig
 from pipelines.stages.config import BuildConfig
-from pipelines.stages.funnel import StageCount
+from pipelines.stages.parts import run_tasks
 from pipelines.stages.probe import TOO_MANY_PIXELS, header_probe
 from pipelines.stages.workdir import WorkDir
 
@@ -76,22 +76,41 @@ def raw_shards(wd: WorkDir) -> list[str]:
     return [storage.join(raw_dir(wd), n) for n in _listdir_fresh(raw_dir(wd)) if n.endswith(".parquet")]
 
 
-def run_download(survivors: pa.Table, cfg: BuildConfig, wd: WorkDir) -> pa.Table:
-    """Download `survivors` (row, url); return one row per survivor: META + `reason` + `raw`."""
-    n_shards = math.ceil(survivors.num_rows / cfg.download.samples_per_shard)
-    if survivors.num_rows and not wd.done("download"):
-        input_uri = wd.path("download", "input.parquet")
-        write_parquet(input_uri, survivors.select(["url", "row"]))
+def _survivors_task(text_part: str, out: str) -> dict:
+    t = read_parquet(text_part, columns=["row", "url", "reason"])
+    t = t.filter(pc.is_null(t.column("reason"))).select(["url", "row"])
+    if t.num_rows:
+        write_parquet(out, t)
+    return {"rows": t.num_rows}
+
+
+def run_download(text_parts: list[str], cfg: BuildConfig, wd: WorkDir) -> tuple[list[str], int]:
+    """Download the rows every decided text part passed; returns (the raw shards, rows sent).
+
+    img2dataset reads a folder with one input file per text part (the passed rows' url + row)
+    and shards each file on its own, so a raw shard holds consecutive rows of one part."""
+    inputs = [wd.path("download", "input", f"part-{i:05d}.parquet") for i in range(len(text_parts))]
+    counts = run_tasks(
+        wd,
+        "download-input",
+        {f"{i:05d}": (u, inputs[i]) for i, u in enumerate(text_parts)},
+        _survivors_task,
+        "download input",
+    )
+    sizes = [c["rows"] for c in counts.values()]
+    per = cfg.download.samples_per_shard
+    n_shards = sum(math.ceil(n / per) for n in sizes)
+    if n_shards and not wd.done("download"):
         for _ in range(2):  # the ray distributor does not retry a failed shard; one rerun does
-            _img2dataset(input_uri, cfg, wd, n_shards)
+            _img2dataset(wd.path("download", "input"), cfg, wd, n_shards)
             if _stats_count(wd) >= n_shards:
                 break
         if _stats_count(wd) < n_shards:
             raise RuntimeError(
                 f"download: only {_stats_count(wd)} of {n_shards} img2dataset shards finished; re-run the build"
             )
-        wd.mark("download", {"shards": n_shards, "rows": survivors.num_rows})
-    return _results(wd, survivors)
+        wd.mark("download", {"shards": n_shards, "rows": sum(sizes)})
+    return (raw_shards(wd) if n_shards else []), sum(sizes)
 
 
 def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -> None:
@@ -148,37 +167,3 @@ def _follow(wd: WorkDir, bar, stop: threading.Event) -> None:
         if stop.wait(2.0):
             bar.update(_stats_count(wd) - bar.n)
             return
-
-
-def _results(wd: WorkDir, survivors: pa.Table) -> pa.Table:
-    parts = []
-    for uri in raw_shards(wd):
-        t = read_parquet(uri, columns=META)
-        parts.append(t.append_column("raw", pa.array([uri] * t.num_rows, pa.string())))
-    if not parts:
-        return _empty()
-    table = pa.concat_tables(parts).sort_by("row")
-    reasons = [
-        download_reason(s, e)
-        for s, e in zip(table.column("status").to_pylist(), table.column("error_message").to_pylist())
-    ]
-    table = table.append_column("reason", pa.array(reasons, pa.string()))
-    expected = survivors.column("row").to_pylist()
-    if table.num_rows != len(expected) or set(table.column("row").to_pylist()) != set(expected):
-        raise RuntimeError(f"download: {survivors.num_rows} rows sent to img2dataset, {table.num_rows} rows came back")
-    return table
-
-
-def _empty() -> pa.Table:
-    types = {
-        "row": pa.int64(),
-        "width": pa.int32(),
-        "height": pa.int32(),
-        "original_width": pa.int32(),
-        "original_height": pa.int32(),
-    }
-    return pa.table({c: pa.array([], types.get(c, pa.string())) for c in [*META, "raw", "reason"]})
-
-
-def count_download(table: pa.Table, n_in: int) -> StageCount:
-    return StageCount.of("download", n_in, table.column("reason").to_pylist())

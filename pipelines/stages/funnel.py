@@ -35,6 +35,17 @@ class StageCount:
         count.check()
         return count
 
+    @classmethod
+    def add(cls, parts: Iterable[dict[str, Any]]) -> StageCount:
+        """One stage's count over several sets of rows, from each set's `to_dict()` (the parts of a build)."""
+        parts = list(parts)
+        rejected: Counter = Counter()
+        for p in parts:
+            rejected.update(p["rejected"])
+        count = cls(parts[0]["stage"], sum(p["in"] for p in parts), sum(p["kept"] for p in parts), rejected)
+        count.check()
+        return count
+
     def check(self) -> None:
         total = self.kept + sum(self.rejected.values())
         if total != self.n_in:

@@ -1,4 +1,4 @@
-"""Stage `image`: Ray Data over the raw download shards (rows img2dataset downloaded).
+"""Stage `image`: Ray Data over the raw download shards, one actor call per shard.
 
 Per image, in `catalog.reasons` check order: the image-stage filters selected in
 `filter.checks` (`too_many_pixels`, `image_too_small`, `aspect_ratio`: a safety net behind
@@ -7,28 +7,30 @@ and, at `not_an_image`'s place in the order, the decode: the resized JPEG must d
 (PIL), which also gives the 64-bit pHash (`pipelines.phash`) for `dedup`. The exact content
 hash is img2dataset's sha256 of the downloaded bytes. Every downloaded image is decoded and
 hashed, whichever check rejects it, so `scores.parquet` can replay other image thresholds
-(`decoded`, `phash`; the sizes come from the download). One task per raw shard, each with a
-part file and a marker.
+(`decoded`, `phash`; the sizes come from the download). Each call reads its raw shard
+itself (no image passes through the driver), maps img2dataset's status of every row onto
+the download stage's reason, checks the downloaded ones, and writes one image part (`PART`:
+both stages' outcome of every row of the shard) with a marker.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
-from collections import Counter
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
-from catalog.parquet import arrow_filesystem, read_parquet, write_parquet
+from catalog.console import progress
+from catalog.keys import sample_key
+from catalog.parquet import read_parquet, write_parquet
 from catalog.reasons import reasons_of
 from pipelines.filters.base import Filter
 from pipelines.filters.config import FilterConfig
 from pipelines.phash import phash64
-from pipelines.stages.funnel import StageCount
-from pipelines.stages.tasks import finish_tasks
+from pipelines.stages.download import META, download_reason
 from pipelines.stages.workdir import WorkDir
 
 SCHEMA = pa.schema([("row", pa.int64()), ("reason", pa.string()), ("decoded", pa.bool_()), ("phash", pa.string())])
@@ -79,61 +81,77 @@ class ImageChecks:
         return None
 
 
-class CheckImages:
-    """Ray Data batch function: downloaded rows of a raw shard -> (row, reason, phash, path)."""
+PART = pa.schema(  # an image part: every row of one raw download shard, with both stages' outcome
+    [
+        ("row", pa.int64()),
+        ("key", pa.string()),
+        ("status", pa.string()),
+        ("error_message", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("original_width", pa.int32()),
+        ("original_height", pa.int32()),
+        ("sha256", pa.string()),
+        ("raw", pa.string()),
+        ("download_reason", pa.string()),  # the download stage's reason (null: downloaded)
+        ("reason", pa.string()),  # the image stage's reason (null: passed; null too when not downloaded)
+        ("decoded", pa.bool_()),
+        ("phash", pa.string()),
+    ]
+)
+
+
+class ImageActor:
+    """Ray Data callable class: each call reads one raw download shard (in the actor, so no image
+    passes through the driver), decides both the download outcome and the image checks of its
+    rows, and writes its image part."""
 
     def __init__(self, cfg: dict):
         self.checks = ImageChecks(cfg)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        batch = batch.filter(pc.equal(batch.column("status"), "success"))
-        out: dict[str, list] = {"row": batch.column("row").to_pylist(), "reason": [], "decoded": [], "phash": []}
-        for jpg, w, h in zip(*(batch.column(c).to_pylist() for c in ("jpg", "original_width", "original_height"))):
-            reason, ph = self.checks(jpg, w, h)
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        t = read_parquet(item["raw"], columns=["row", "url", "jpg", *META[1:]])
+        out: dict[str, list] = {name: [] for name in ("download_reason", "reason", "decoded", "phash")}
+        cols = ("status", "error_message", "jpg", "original_width", "original_height")
+        for status, error, jpg, w, h in zip(*(t.column(c).to_pylist() for c in cols)):
+            dl_reason = download_reason(status, error)
+            reason, ph = self.checks(jpg, w, h) if dl_reason is None else (None, None)
+            out["download_reason"].append(dl_reason)
             out["reason"].append(reason)
-            out["decoded"].append(ph is not None)
+            out["decoded"].append(None if dl_reason is not None else ph is not None)
             out["phash"].append(ph)
-        return pa.table({**out, "path": batch.column("path")})
+        table = {name: t.column(name) for name in META}
+        table["key"] = pa.array([sample_key(u) for u in t.column("url").to_pylist()], pa.string())
+        table["raw"] = pa.array([item["raw"]] * t.num_rows, pa.string())
+        table.update({name: pa.array(values, PART.field(name).type) for name, values in out.items()})
+        part = pa.table({name: table[name] for name in PART.names}).cast(PART).sort_by("row")
+        write_parquet(item["out"], part)
+        rows = part.column("row")
+        return {
+            "i": item["i"],
+            "rows": part.num_rows,
+            "first_row": pc.min(rows).as_py(),
+            "last_row": pc.max(rows).as_py(),
+        }
 
 
-def run_image(downloaded: pa.Table, cfg: FilterConfig, wd: WorkDir, workers: int) -> pa.Table:
-    """Check every downloaded row (reason null after `download`); one row out per row in."""
+def run_image(raws: list[str], cfg: FilterConfig, wd: WorkDir, workers: int) -> list[dict[str, Any]]:
+    """Decide every row of every raw download shard (one actor call each); returns each image
+    part's marker: uri, rows, first_row, last_row (a raw shard holds consecutive rows of one part)."""
     import ray
 
-    ok = downloaded.filter(pc.is_null(downloaded.column("reason")))
-    expected = Counter(ok.column("raw").to_pylist())
-    pending = sorted(raw for raw in expected if not wd.done(_task(raw)))
+    names = [f"image-{posixpath.basename(raw)}" for raw in raws]
+    outs = [wd.path("image", posixpath.basename(raw)) for raw in raws]
+    pending = [i for i, name in enumerate(names) if not wd.done(name)]
     if pending:
-        fs, paths = arrow_filesystem(pending)
-        raw_of = dict(zip(paths, pending))
-        ds = (
-            ray.data.read_parquet(paths, filesystem=fs, include_paths=True)
-            .select_columns(["row", "status", "jpg", "original_width", "original_height", "path"])
-            .map_batches(
-                CheckImages,
-                fn_constructor_kwargs={"cfg": cfg.to_dict()},
-                batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, workers)),
-            )
+        ds = ray.data.from_items([{"i": i, "raw": raws[i], "out": outs[i]} for i in pending]).map(
+            ImageActor,
+            fn_constructor_kwargs={"cfg": cfg.to_dict()},
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(workers, len(pending)))),
         )
-
-        def finish(path: str, rows: pa.Table) -> None:
-            raw = raw_of[path]
-            write_parquet(_part(wd, raw), rows.select(SCHEMA.names).cast(SCHEMA).sort_by("row"))
-            wd.mark(_task(raw), {"rows": rows.num_rows})
-
-        finish_tasks(ds, lambda batch: batch.column("path"), {p: expected[raw_of[p]] for p in paths}, finish, "image")
-    parts = [read_parquet(_part(wd, raw)) for raw in sorted(expected)]
-    return pa.concat_tables(parts).sort_by("row") if parts else SCHEMA.empty_table()
-
-
-def _task(raw: str) -> str:
-    return "image-" + posixpath.basename(raw)
-
-
-def _part(wd: WorkDir, raw: str) -> str:
-    return wd.path("image", posixpath.basename(raw))
-
-
-def count_image(table: pa.Table, n_in: int) -> StageCount:
-    return StageCount.of("image", n_in, table.column("reason").to_pylist())
+        with progress(total=len(pending), desc="image", unit="shard") as bar:
+            for done in ds.iter_rows():
+                i = done["i"]
+                wd.mark(names[i], {"uri": outs[i], **{k: done[k] for k in ("rows", "first_row", "last_row")}})
+                bar.update(1)
+    return [wd.marker(name) for name in names]

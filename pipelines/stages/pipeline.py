@@ -8,62 +8,72 @@ checked per stage and overall, and every input row must end in exactly one of
 kept.parquet / rejects.parquet, or the build fails before anything is published.
 The source columns of `source.keep_columns` (`keep.NAME` in the source table) stay out of
 the stages and are joined by row onto the kept samples, whose json carries them.
-Re-running with the same config resumes the unfinished version.
+Re-running with the same config resumes the unfinished version; re-running a finished build
+(the same config over the same source rows and sha256) publishes nothing and names the
+version that holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from catalog import console, storage
 from catalog.errors import UserError
+from catalog.parquet import read_parquet, write_parquet
 from catalog.raysession import ray_session
+from catalog.scores import SAMPLE_SCHEMA
+from catalog.versions import version_numbers, version_uri
+from pipelines.stages.assemble import assemble_part
 from pipelines.stages.config import BuildConfig
-from pipelines.stages.dedup import count_dedup, pass_dedup, run_dedup
-from pipelines.stages.download import count_download, run_download
-from pipelines.stages.funnel import StageCount, check_rows, funnel, summary_table
-from pipelines.stages.image import count_image, run_image
+from pipelines.stages.dedup import run_dedup
+from pipelines.stages.download import download_reason, run_download
+from pipelines.stages.funnel import ConservationError, StageCount, funnel, summary_table
+from pipelines.stages.image import run_image
 from pipelines.stages.outputs import write_version
-from pipelines.stages.scores import rejects_sample, score_table
-from pipelines.stages.shard import run_shards
-from pipelines.stages.source import kept_fields, read_source
-from pipelines.stages.text import count_text, pass_text, run_text
+from pipelines.stages.parts import run_tasks
+from pipelines.stages.scores import pick_sample, sample_part
+from pipelines.stages.shard import run_shards, shard_of
+from pipelines.stages.source import plan_source, split_source
+from pipelines.stages.text import pass_text, run_text
 from pipelines.stages.workdir import WorkDir, open_workdir
 from pipelines.views.job import augment_version
 
-
-def passed(table: pa.Table) -> pa.Table:
-    return table.filter(pc.is_null(table.column("reason")))
-
-
-def rejected(table: pa.Table, stage: str) -> pa.Table:
-    t = table.filter(pc.is_valid(table.column("reason")))
-    return pa.table(
-        {"row": t.column("row"), "stage": pa.array([stage] * t.num_rows, pa.string()), "reason": t.column("reason")}
-    )
-
-
 STAGES = ("filter", "download")  # stages a debugging run may stop after
+BUCKET_ROWS = 100_000  # kept samples per shard-order bucket (an upper bound: from the input rows)
 
 
 @dataclass
 class Processed:
-    """The outcome of running the stages over a set of input rows (`row` 0..n-1)."""
+    """The outcome of running the stages over a set of input rows (`row` 0..n-1), as files in
+    the work folder: nothing about a row is held by the driver."""
 
     counts: list[StageCount]
-    kept: pa.Table  # one row per kept sample, in shard order, with its `shard` path
-    rejects: pa.Table  # row, key, url, stage, reason
+    kept: list[tuple[str, int]]  # (sorted bucket file, position of its first sample) in shard order
+    rejects: list[str]  # per part: row, key, url, stage, reason
     shards: list[dict[str, Any]]
-    scores: pa.Table  # every input row's scores (catalog.scores.SCHEMA)
-    sample: pa.Table  # the rejects sample (catalog.scores.SAMPLE_SCHEMA)
+    scores: list[str]  # per part: every input row's scores (catalog.scores.SCHEMA)
+    sample: str  # the rejects sample (catalog.scores.SAMPLE_SCHEMA)
+    samples_per_shard: int
+    version: int
+
+    def kept_tables(self) -> Iterator[pa.Table]:
+        """The kept samples in shard order with their `shard` path, one bucket at a time."""
+        for uri, start in self.kept:
+            t = read_parquet(uri)
+            names = [shard_of(start + i, self.version, self.samples_per_shard) for i in range(t.num_rows)]
+            yield t.append_column("shard", pa.array(names, pa.string()))
+
+    def kept_table(self) -> pa.Table:
+        """All kept samples in one table (a refresh, which joins them onto its parent's)."""
+        tables = list(self.kept_tables())
+        return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
 def run_build(
@@ -81,29 +91,42 @@ def run_build(
     modality = cfg.source.modality
     if stop_after == "download" and modality == "text":
         raise UserError("download: a text source (source.modality: text) has no download stage; run `filter`")
-    source = read_source(cfg.source)  # bad input fails here, before Ray or any write
+    plan = plan_source(cfg.source)  # bad input fails here, before Ray or any write
     storage.check_reachable(cfg.root)
     config = cfg.to_dict()
+    identity = plan.identity()
+    if stop_after is None:
+        held = built_before(cfg.root, cfg.dataset, config, identity)
+        if held is not None:
+            log(
+                f"build: {cfg.dataset}@{held['version']} already holds this build (the same config over the same "
+                f"source files and sha256s); nothing published"
+            )
+            return held
     log_path = console.job_log_path(cfg.root, cfg.dataset, "build")
     with ray_session(cfg.ray, log_path) as cpus:
-        wd = open_workdir(cfg.root, cfg.dataset, config, log)
-        rows = f"{source.table.num_rows} rows" + ("" if modality == "pair" else f", {modality} only")
-        log(f"build: {cfg.dataset} v{wd.version} from {source.uri} ({rows}, {cpus} CPUs)")
+        wd = open_workdir(cfg.root, cfg.dataset, {"config": config, "source": identity}, log)
+        parts, files = split_source(cfg.source, plan, wd)
+        n = sum(f["rows"] for f in files)
+        rows = f"{n} rows" + ("" if modality == "pair" else f", {modality} only")
+        where = plan.uri if len(files) == 1 else f"{plan.uri} ({len(files)} files)"
+        log(f"build: {cfg.dataset} v{wd.version} from {where} ({rows}, {cpus} CPUs)")
         log(f"build: full log in {console.current_log() or 'the console (--verbose)'}")
         clock = _Clock(timings if timings is not None else {})
-        done = run_stages(source.table, cfg, wd, cpus, log, stop_after, clock)
+        done = run_stages(parts, cfg, wd, cpus, log, stop_after, clock)
         if done is None:
             return None
-        f = funnel(done.counts)
-        check_rows(source.table.num_rows, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
+        f = funnel(done.counts)  # every part checked its rows; the counts must add up to the input
+        if f["in"] != n:
+            raise ConservationError(f"build: {n} input rows but the funnel counts {f['in']}")
         manifest = write_version(
             wd.out,
             dataset=cfg.dataset,
             version=wd.version,
             config=config,
-            sources=[source.manifest_entry()],
+            sources=files,
             funnel=f,
-            kept=done.kept,
+            kept=done.kept_tables,
             rejects=done.rejects,
             shards=done.shards,
             modality=modality,
@@ -112,6 +135,17 @@ def run_build(
         )
         finish(cfg, wd, f, manifest, log, clock)
     return manifest
+
+
+def built_before(root: str, dataset: str, config: dict[str, Any], identity: list[dict[str, str]]) -> dict | None:
+    """The manifest of the newest version of `dataset` built with `config` over the same source
+    files and sha256s (`Plan.identity`), or None: re-running a finished build publishes nothing."""
+    for version in reversed(version_numbers(root, dataset)):
+        manifest = storage.read_json(storage.join(version_uri(root, dataset, version), "manifest.json"))
+        sources = [{"uri": s.get("uri"), "sha256": s.get("sha256")} for s in manifest.get("sources", [])]
+        if manifest.get("config") == config and sources == identity and not manifest.get("parents"):
+            return manifest
+    return None
 
 
 def finish(
@@ -128,6 +162,9 @@ def finish(
     """
     if not cfg.keep_work:
         storage.remove(wd.work, recursive=True)
+        work_root = storage.join(wd.dataset_uri, ".work")
+        if storage.exists(work_root) and not storage.listdir(work_root):
+            storage.remove(work_root, recursive=True)
     log(summary_table(f))
     log(f"build: published {wd.out} ({manifest['samples']} samples in {len(manifest['shards'])} shards)")
     if cfg.augment is not None:
@@ -137,76 +174,129 @@ def finish(
 
 
 def run_stages(
-    rows: pa.Table,
+    parts: list[dict[str, Any]],
     cfg: BuildConfig,
     wd: WorkDir,
     cpus: int,
     log: Callable[[str], None] = print,
     stop_after: str | None = None,
     clock: _Clock | None = None,
-    repeat_counts: Counter | None = None,
+    repeat_hashes: list[str] | None = None,
     prior_images: pa.Table | None = None,
 ) -> Processed | None:
-    """text -> download -> image -> dedup -> shard over `rows` (the source table, row 0..n-1).
+    """text -> download -> image -> dedup -> shard over the source `parts` (`split_source`: rows 0..n-1).
 
     By `cfg.source.modality`: "pair" runs them all; "image" (rows without captions) passes
     every row through `text` unchecked; "text" (rows without URLs) runs text -> shard.
-    `repeat_counts` (a refresh): the repeated-caption count over a larger input than
-    `rows`; `prior_images` (sha256, phash of images already kept): new images duplicating
-    one of them are `duplicate_image`.
+    `repeat_hashes` (a refresh): files of the caption hashes of more rows the repeated-caption
+    count covers (the source list's rows decided before); `prior_images` (sha256, phash of
+    images already kept): new images duplicating one of them are `duplicate_image`.
+    Every stage runs as tasks over files; the driver holds part lists and counts.
     """
     clock = clock or _Clock({})
     modality = cfg.source.modality
-    carried = rows.select(["row", *kept_fields(rows)])  # source.keep_columns, joined onto the kept samples
-    rows = rows.drop_columns(kept_fields(rows))
+    n = sum(p["rows"] for p in parts)
     with clock("text"):
-        text = pass_text(rows) if modality == "image" else run_text(rows, cfg.filter, wd, cpus, repeat_counts)
-    n = rows.num_rows
-    if stop_after == "filter":
-        log(summary_table(funnel([StageCount("source", n, n), count_text(text)])))
-        return None
-    if modality == "text":
-        with clock("shard"):
-            kept, shards = run_shards(text_samples(passed(text), carried), cfg.shard, wd, modality)
-        counts = [
-            StageCount("source", n, n),
-            count_text(text),
-            StageCount("shard", kept.num_rows, sum(s["samples"] for s in shards)),
-        ]
-        rejects = _rejects(text, [(text, "text")])
-        scores = score_table(text, rejects)
-        sample = rejects_sample(scores, text, None, cfg.rejects.sample_per_reason)
-        return Processed(counts, kept, rejects, shards, scores, sample)
-    with clock("download"):
-        dl = run_download(passed(text).select(["row", "url"]), cfg, wd)
-    if stop_after == "download":
-        log(
-            summary_table(funnel([StageCount("source", n, n), count_text(text), count_download(dl, len(passed(text)))]))
-        )
-        return None
-    with clock("image"):
-        img = run_image(dl, cfg.filter, wd, cpus)
-    candidates = _join(passed(img).select(["row", "phash"]), text.select(["row", "key"]), dl.select(["row", "sha256"]))
-    with clock("dedup"):
-        if cfg.dedup.enabled:
-            dd = run_dedup(candidates, cfg.dedup.max_hamming, prior_images)
+        if modality == "image":
+            decided = pass_text(parts, wd)
         else:
-            dd = pass_dedup(candidates)
-    kept = kept_samples(passed(dd), text, dl, img, carried)
+            decided = run_text(parts, cfg.filter, wd, cpus, repeat_hashes)
+        storage.remove(wd.path("source"), recursive=True)  # the raw captions: every part is checked
+    if stop_after == "filter":
+        reasons = [r for u in decided for r in read_parquet(u, columns=["reason"]).column("reason").to_pylist()]
+        log(summary_table(funnel([StageCount("source", n, n), StageCount.of("text", n, reasons)])))
+        return None
+    images: list[dict[str, Any]] = []
+    duplicates = None
+    if modality != "text":
+        with clock("download"):
+            raws, sent = run_download(decided, cfg, wd)
+        if stop_after == "download":
+            text_reasons = [
+                r for u in decided for r in read_parquet(u, columns=["reason"]).column("reason").to_pylist()
+            ]
+            reasons = [
+                download_reason(status, error)
+                for raw in raws
+                for status, error in zip(*read_parquet(raw, columns=["status", "error_message"]).columns)
+            ]
+            counts = [
+                StageCount("source", n, n),
+                StageCount.of("text", n, text_reasons),
+                StageCount.of("download", sent, reasons),
+            ]
+            log(summary_table(funnel(counts)))
+            return None
+        with clock("image"):
+            images = run_image(raws, cfg.filter, wd, cpus)
+        if sum(m["rows"] for m in images) != sent:
+            raise RuntimeError(f"download: {sent} rows sent to img2dataset, {sum(m['rows'] for m in images)} came back")
+        if cfg.dedup.enabled:
+            with clock("dedup"):
+                duplicates = run_dedup([m["uri"] for m in images], cfg.dedup.max_hamming, wd, prior_images)
     with clock("shard"):
-        kept, shards = run_shards(kept, cfg.shard, wd, modality)
-    counts = [
-        StageCount("source", n, n),
-        count_text(text),
-        count_download(dl, len(passed(text))),
-        count_image(img, len(passed(dl))),
-        count_dedup(dd),
-        StageCount("shard", kept.num_rows, sum(s["samples"] for s in shards)),
-    ]
-    rejects = _rejects(text, [(text, "text"), (dl, "download"), (img, "image"), (dd, "dedup")])
-    scores = score_table(text, rejects, dl, img, dd)
-    sample = rejects_sample(scores, text, dl, cfg.rejects.sample_per_reason)
-    return Processed(counts, kept, rejects, shards, scores, sample)
+        buckets = 1 << max(0, math.ceil(math.log2(max(1, math.ceil(n / BUCKET_ROWS)))))
+        jobs = {}
+        for i, (part, text_part) in enumerate(zip(parts, decided)):
+            lo, hi = part["first_row"], part["first_row"] + part["rows"]
+            jobs[f"{i:05d}"] = {
+                "text": text_part,
+                "images": [m["uri"] for m in images if lo <= m["first_row"] < hi],
+                "duplicates": duplicates,
+                "first_row": lo,
+                "rows": part["rows"],
+                "modality": modality,
+                "per_reason": cfg.rejects.sample_per_reason,
+                "seed": cfg.shard.seed,
+                "rejects": wd.path("assemble", f"rejects-{i:05d}.parquet"),
+                "scores": wd.path("assemble", f"scores-{i:05d}.parquet"),
+                "candidates": wd.path("assemble", f"candidates-{i:05d}.parquet"),
+                "kept": [wd.path("assemble", f"kept-b{b:05d}", f"part-{i:05d}.parquet") for b in range(buckets)],
+            }
+        done = run_tasks(wd, "assemble", {k: (job,) for k, job in jobs.items()}, assemble_part, "assemble")
+        kept, shards = run_shards([job["kept"] for job in jobs.values()], cfg.shard, wd, modality)
+    counts = [StageCount("source", n, n)]
+    for stage_counts in zip(*(d["counts"] for d in done.values())):
+        counts.append(StageCount.add(stage_counts))
+    n_kept = sum(d["kept"] for d in done.values())
+    counts.append(StageCount("shard", n_kept, sum(s["samples"] for s in shards)))
+    sample = _sample(wd, list(jobs.values()), images, duplicates, cfg.rejects.sample_per_reason)
+    return Processed(
+        counts,
+        kept,
+        [job["rejects"] for job in jobs.values()],
+        shards,
+        [job["scores"] for job in jobs.values()],
+        sample,
+        cfg.shard.samples_per_shard,
+        wd.version,
+    )
+
+
+def _sample(wd: WorkDir, jobs: list[dict], images: list[dict], duplicates: str | None, per_reason: int) -> str:
+    """The rejects sample: the rows `pick_sample` chooses, filled in by one `sample_part` task per part."""
+    picked = pick_sample([job["candidates"] for job in jobs], per_reason)
+    rows = picked.column("row").to_pylist()
+    tasks = {}
+    for i, job in enumerate(jobs):
+        lo, hi = job["first_row"], job["first_row"] + job["rows"]
+        mine = [r for r in rows if lo <= r < hi]
+        if mine:
+            tasks[f"{i:05d}"] = (
+                {
+                    "rows": mine,
+                    "scores": job["scores"],
+                    "text": job["text"],
+                    "images": [m["uri"] for m in images],
+                    "duplicates": duplicates,
+                    "out": wd.path("sample", f"part-{i:05d}.parquet"),
+                },
+            )
+    run_tasks(wd, "sample", tasks, sample_part, "rejects sample")
+    out = wd.path("sample", "sample.parquet")
+    parts = [read_parquet(t[0]["out"]) for t in tasks.values()]
+    write_parquet(out, pa.concat_tables(parts).sort_by("row") if parts else SAMPLE_SCHEMA.empty_table())
+    return out
 
 
 class _Clock:
@@ -222,60 +312,3 @@ class _Clock:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def kept_samples(
-    survivors: pa.Table, text: pa.Table, dl: pa.Table, img: pa.Table, carried: pa.Table | None = None
-) -> pa.Table:
-    """Everything a shard member needs about each kept row (jpg bytes stay in the raw shards);
-    `carried`: (row, keep.NAME ...) of the source, for the json."""
-    t = _join(
-        survivors.select(["row"]),
-        sample_text_fields(text),
-        dl.select(["row", "width", "height", "original_width", "original_height", "sha256", "raw"]),
-        img.select(["row", "phash"]),
-        *([carried] if carried is not None and carried.num_columns > 1 else []),
-    )
-    return t.rename_columns(
-        [{"original_width": "orig_width", "original_height": "orig_height"}.get(c, c) for c in t.column_names]
-    )
-
-
-def text_samples(survivors: pa.Table, carried: pa.Table | None = None) -> pa.Table:
-    """Everything a text-only shard member and kept.parquet need about each kept text row (no image facts);
-    `carried`: (row, keep.NAME ...) of the source, for the json."""
-    t = sample_text_fields(survivors)
-    for name in ("orig_width", "orig_height"):
-        t = t.append_column(name, pa.nulls(t.num_rows, pa.int32()))
-    if carried is not None and carried.num_columns > 1:
-        t = _join(t, carried)
-    return t.sort_by("row")
-
-
-def sample_text_fields(text: pa.Table) -> pa.Table:
-    """(row, key, url, caption) + the sample json's text fields of kept rows: `lang` "en" (every kept
-    caption passed `not_english`; "" when the check is off), `lang_score` fastText's English
-    probability and `english_ratio`, both rounded to 4 digits (null when not computed)."""
-    en = text.column("lang_en_prob")
-    lang = pc.if_else(pc.is_valid(en), "en", "")
-    out = text.select(["row", "key", "url", "caption"])
-    for name, values in (
-        ("lang", lang),
-        ("lang_score", pc.round(en, 4)),
-        ("english_ratio", pc.round(text.column("english_ratio"), 4)),
-        ("person_substituted", text.column("person_substituted")),
-    ):
-        out = out.append_column(name, values)
-    return out
-
-
-def _join(first: pa.Table, *others: pa.Table) -> pa.Table:
-    out = first
-    for other in others:
-        out = out.join(other, keys="row", join_type="left outer")
-    return out.sort_by("row")
-
-
-def _rejects(text: pa.Table, stages: list[tuple[pa.Table, str]]) -> pa.Table:
-    parts = pa.concat_tables([rejected(t, stage) for t, stage in stages])
-    return _join(parts, text.select(["row", "key", "url"])).select(["row", "key", "url", "stage", "reason"])

@@ -36,17 +36,17 @@ from catalog.cli import add_overrides
 from catalog.config import apply_overrides, load_config, validate
 from catalog.errors import UserError
 from catalog.manifest import modality_of
-from catalog.parquet import read_parquet
+from catalog.parquet import read_parquet, write_parquet
 from catalog.raysession import ray_session
 from catalog.reasons import REASONS
 from catalog.scores import REJECTS_SAMPLE_FILE, SCORES_FILE
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.funnel import ConservationError, check_rows, funnel
 from pipelines.stages.outputs import IMAGE_COLUMNS, KEPT_COLUMNS, REJECT_COLUMNS, write_version
-from pipelines.stages.pipeline import finish, run_stages
+from pipelines.stages.pipeline import Processed, finish, run_stages
 from pipelines.stages.scores import merge_samples
-from pipelines.stages.source import read_source
-from pipelines.stages.text import repeat_counts
+from pipelines.stages.source import read_source, table_parts
+from pipelines.stages.text import caption_hashes
 from pipelines.stages.workdir import open_workdir
 
 
@@ -93,7 +93,7 @@ def _carried(version_dir: str, columns: list[str]) -> tuple[pa.Table, pa.Table]:
 
 
 def _carried_scores(
-    parent_dir: str, done: Any, source_rows: pa.Array, per_reason: int
+    parent_dir: str, done: Processed, source_rows: pa.Array, per_reason: int
 ) -> tuple[pa.Table | None, pa.Table | None]:
     """The parent's scores + the new rows' (their `row` = place in the refreshed source list), and the
     merged rejects sample; None for both when the parent predates scores (its rows have none)."""
@@ -103,9 +103,10 @@ def _carried_scores(
     def renumber(t: pa.Table) -> pa.Table:
         return t.set_column(0, "row", pc.take(source_rows, t.column("row")))
 
-    scores = pa.concat_tables([read_parquet(storage.join(parent_dir, SCORES_FILE)), renumber(done.scores)])
+    new_scores = pa.concat_tables([read_parquet(u) for u in done.scores])
+    scores = pa.concat_tables([read_parquet(storage.join(parent_dir, SCORES_FILE)), renumber(new_scores)])
     old_sample = read_parquet(storage.join(parent_dir, REJECTS_SAMPLE_FILE))
-    return scores, merge_samples([old_sample, renumber(done.sample)], per_reason)
+    return scores, merge_samples([old_sample, renumber(read_parquet(done.sample))], per_reason)
 
 
 def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
@@ -133,7 +134,6 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
     new_rows = source.table.filter(is_new)
     source_rows = new_rows.column("row")  # each new row's place in the source list
     new_rows = new_rows.set_column(0, "row", pa.array(range(n_new), pa.int64()))  # the stages number rows 0..n-1
-    counts = repeat_counts(source.table.column("caption").to_pylist(), cfg.filter) if modality != "image" else None
     config = cfg.to_dict()
     with ray_session(cfg.ray, console.job_log_path(cfg.root, cfg.dataset, "refresh")) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, {"refresh_of": ref, "config": config}, log)
@@ -142,11 +142,19 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
         )
         log(f"refresh: full log in {console.current_log() or 'the console (--verbose)'}")
         prior = old_kept.select(["key", *IMAGE_COLUMNS]) if modality != "text" else None
-        done = run_stages(new_rows, cfg, wd, cpus, log, repeat_counts=counts, prior_images=prior)
-        check_rows(n_new, done.kept.column("row").to_pylist(), done.rejects.column("row").to_pylist())
+        hashes = None
+        if modality != "image":  # the repeat count covers the whole source list: the decided rows too
+            hashes = [wd.path("repeat", "earlier-rows.parquet")]
+            old_captions = source.table.filter(pc.invert(is_new)).column("caption").to_pylist()
+            write_parquet(hashes[0], caption_hashes(old_captions, cfg.filter))
+        parts = table_parts(new_rows, wd)
+        done = run_stages(parts, cfg, wd, cpus, log, repeat_hashes=hashes, prior_images=prior)
+        new_kept = done.kept_table()
+        new_rejects = pa.concat_tables([read_parquet(u) for u in done.rejects])
+        check_rows(n_new, new_kept.column("row").to_pylist(), new_rejects.column("row").to_pylist())
         f = add_funnels(parent["funnel"], funnel(done.counts))
-        kept = pa.concat_tables([old_kept, done.kept.select(columns).cast(old_kept.schema)])
-        rejects = pa.concat_tables([old_rejects, done.rejects.select(REJECT_COLUMNS).cast(old_rejects.schema)])
+        kept = pa.concat_tables([old_kept, new_kept.select(columns).cast(old_kept.schema)])
+        rejects = pa.concat_tables([old_rejects, new_rejects.select(REJECT_COLUMNS).cast(old_rejects.schema)])
         if f["in"] != kept.num_rows + rejects.num_rows or f["kept"] != kept.num_rows:
             raise ConservationError(
                 f"refresh: funnel says {f['in']} rows ({f['kept']} kept) but the tables hold {kept.num_rows} kept + {rejects.num_rows} rejected"
@@ -157,7 +165,7 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             dataset=cfg.dataset,
             version=wd.version,
             config=config,
-            sources=[source.manifest_entry()],
+            sources=source.files,
             funnel=f,
             kept=kept,
             rejects=rejects,

@@ -3,10 +3,11 @@
 `score_table` joins what each stage measured onto every input row (`catalog.scores.SCHEMA`):
 the text scores of `pipelines.filters.chain`, img2dataset's status and original size, the
 image stage's decode and pHash, the dedup representative, and the row's final stage and
-reason. `rejects_sample` picks up to `per_reason` rejected rows per reason
-(`catalog.scores.sample_order`) and adds their scrubbed caption and a thumbnail read from
-the raw download shards while the work folder still exists (a duplicate also gets its
-representative's thumbnail; a refresh's carried representative has none).
+reason. `pick_sample` picks up to `per_reason` rejected rows per reason
+(`catalog.scores.sample_order`) from the parts' candidates, and `sample_part` (a task per
+part) adds their scrubbed caption and a thumbnail read from the raw download shards while
+the work folder still exists (a duplicate also gets its representative's thumbnail; a
+refresh's carried representative has none).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
-from catalog.parquet import read_parquet
+from catalog.parquet import read_parquet, write_parquet
 from catalog.scores import SAMPLE_SCHEMA, SCHEMA, THUMBNAIL_SIDE, sample_order
 
 _DOWNLOAD = {"status": "download_status", "error_message": "download_error"}
@@ -68,41 +69,70 @@ def aligned(left: pa.Table, right: pa.Table) -> pa.Table:
     return left
 
 
-def rejects_sample(scores: pa.Table, text: pa.Table, dl: pa.Table | None, per_reason: int) -> pa.Table:
-    """Up to `per_reason` rejected rows per reason, with url, scrubbed caption and thumbnails (SAMPLE_SCHEMA)."""
-    rejected = scores.filter(pc.is_valid(scores.column("reason")))
-    by_reason: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for i, (key, reason) in enumerate(zip(rejected.column("key").to_pylist(), rejected.column("reason").to_pylist())):
-        by_reason[reason].append((sample_order(key), i))
-    picked = sorted(i for rows in by_reason.values() for _, i in sorted(rows)[:per_reason])
-    sample = rejected.take(pa.array(picked, pa.int64())) if picked else rejected.slice(0, 0)
-    sample = aligned(sample.sort_by("row"), text.select(["row", "url", "caption"]))
+def pick_sample(candidates: list[str], per_reason: int) -> pa.Table:
+    """(row, key, reason) of the first `per_reason` rejected rows per reason by `sample_order`, from
+    the parts' candidate files (`assemble.sample_candidates`), read one at a time."""
+    best: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+    for uri in candidates:
+        t = read_parquet(uri)
+        for row, key, reason, order in zip(*(t.column(c).to_pylist() for c in ("row", "key", "reason", "order"))):
+            best[reason].append((order, row, key))
+        for reason in best:
+            best[reason] = sorted(best[reason])[:per_reason]
+    rows = sorted((row, key, reason) for reason, items in best.items() for _, row, key in items)
+    return pa.table(
+        {
+            "row": pa.array([r for r, _, _ in rows], pa.int64()),
+            "key": pa.array([k for _, k, _ in rows], pa.string()),
+            "reason": pa.array([x for _, _, x in rows], pa.string()),
+        }
+    )
+
+
+def sample_part(job: dict[str, Any]) -> dict[str, Any]:
+    """Ray task: the rejects-sample rows of one part (`job`: rows, scores and text part files, the
+    image part files holding them and their representatives, duplicates file, out) with their url,
+    scrubbed caption and thumbnails (SAMPLE_SCHEMA); the driver only concatenates the parts' files."""
+    wanted = pa.array(job["rows"], pa.int64())
+    scores = read_parquet(job["scores"])
+    sample = scores.filter(pc.is_in(scores.column("row"), value_set=wanted)).sort_by("row")
+    text = read_parquet(job["text"], columns=["row", "url", "caption"])
+    sample = aligned(sample, text.filter(pc.is_in(text.column("row"), value_set=wanted)))
     rows = sample.column("row").to_pylist()
-    reps = sample.column("duplicate_of").to_pylist()
-    row_of_key = dict(zip(text.column("key").to_pylist(), text.column("row").to_pylist())) if any(reps) else {}
-    rep_rows = [row_of_key.get(k) if k else None for k in reps]
-    thumbs = _thumbnails(dl, {r for r in [*rows, *rep_rows] if r is not None}) if dl is not None else {}
+    rep_rows: list[int | None] = [None] * len(rows)
+    if job["duplicates"] is not None and any(sample.column("duplicate_of").to_pylist()):
+        dups = read_parquet(job["duplicates"])
+        rep_of = dict(zip(dups.column("row").to_pylist(), dups.column("rep_row").to_pylist()))
+        rep_rows = [rep_of.get(r) if rep_of.get(r, -1) >= 0 else None for r in rows]
+    thumbs = _thumbnails(job["images"], {r for r in [*rows, *rep_rows] if r is not None})
     sample = sample.append_column("thumbnail", pa.array([thumbs.get(r) for r in rows], pa.binary()))
     sample = sample.append_column(
         "duplicate_thumbnail", pa.array([None if r is None else thumbs.get(r) for r in rep_rows], pa.binary())
     )
-    return sample.select(SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA)
+    write_parquet(job["out"], sample.select(SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA))
+    return {"rows": sample.num_rows}
 
 
-def _thumbnails(dl: pa.Table, rows: set[int]) -> dict[int, bytes]:
-    """row -> JPEG thumbnail for the `rows` img2dataset fetched (read from their raw shards)."""
-    ok = dl.filter(
-        pc.and_(
-            pc.is_in(dl.column("row"), pa.array(sorted(rows), pa.int64())), pc.equal(dl.column("status"), "success")
-        )
-    )
+def _thumbnails(images: list[str], rows: set[int]) -> dict[int, bytes]:
+    """row -> JPEG thumbnail for the `rows` img2dataset fetched (read from their raw shards, found
+    through the image parts `images`)."""
     out: dict[int, bytes] = {}
+    if not rows:
+        return out
     wanted: dict[str, list[int]] = defaultdict(list)
-    for row, raw in zip(ok.column("row").to_pylist(), ok.column("raw").to_pylist()):
-        wanted[raw].append(row)
+    for part in images:
+        t = read_parquet(part, columns=["row", "status", "raw"])
+        t = t.filter(
+            pc.and_(
+                pc.is_in(t.column("row"), value_set=pa.array(sorted(rows), pa.int64())),
+                pc.equal(t.column("status"), "success"),
+            )
+        )
+        for row, raw in zip(t.column("row").to_pylist(), t.column("raw").to_pylist()):
+            wanted[raw].append(row)
     for raw, raw_rows in sorted(wanted.items()):
         t = read_parquet(raw, columns=["row", "jpg"])
-        t = t.filter(pc.is_in(t.column("row"), pa.array(raw_rows, pa.int64())))
+        t = t.filter(pc.is_in(t.column("row"), value_set=pa.array(raw_rows, pa.int64())))
         for row, jpg in zip(t.column("row").to_pylist(), t.column("jpg").to_pylist()):
             thumb = thumbnail(jpg)
             if thumb is not None:

@@ -5,29 +5,32 @@ image-only sample jpg, json; a text-only sample txt, json (its json fields: `JSO
 plus the source columns of `source.keep_columns`, which reach a sample as `keep.NAME` and
 its json as `NAME`; the config refuses names of `JSON_FIELDS`).
 
-Order: kept samples sorted by key, then shuffled by `random.Random(shard.seed)`, then cut
-into shards of `shard.samples_per_shard`. The same kept set and seed give the same shards
+Order: kept samples sorted by `shard_rank` (a seeded 64-bit hash of the key: a shuffle that
+needs no global state, so range buckets of the rank sorted on their own give the same
+order as one sort), then cut into shards of `shard.samples_per_shard`. The same kept set and seed give the same shards
 byte for byte (tar headers carry no time or owner), so a resumed build and an
-uninterrupted one agree. One Ray task per shard; a shard's marker records its path,
-size and sha256 once the tar is in place (written atomically through catalog.storage).
+uninterrupted one agree. No step sorts all kept samples in one place: each part's kept
+samples go to range buckets of the rank (`bucket_fragments`), one task sorts each bucket,
+the buckets' sizes place every shard's range, and one task per shard reads its slices of
+one or two buckets and writes the tar; a shard's marker records its path, size and sha256
+once the tar is in place (written atomically through catalog.storage).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import random
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import ray
 
 from catalog import storage
-from catalog.console import progress
-from catalog.parquet import read_parquet
+from catalog.parquet import read_parquet, write_parquet
 from catalog.shards import write_shard
 from pipelines.stages.config import ShardConfig
+from pipelines.stages.parts import run_tasks
 from pipelines.stages.source import KEEP_PREFIX
 from pipelines.stages.workdir import WorkDir
 
@@ -56,11 +59,14 @@ JSON_FIELDS: dict[str, tuple[str, ...]] = {  # the sample json's fields by modal
 }
 
 
+def shard_rank(key: str, seed: int) -> int:
+    """A sample's place in shard order: 64 bits of BLAKE2b over the seed and the key."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+
+
 def shard_order(keys: list[str], seed: int) -> list[int]:
-    """Indices of `keys` in shard order: sorted by key, then a seeded shuffle."""
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    random.Random(seed).shuffle(order)
-    return order
+    """Indices of `keys` in shard order: by `shard_rank`, ties (a key listed twice) by position."""
+    return sorted(range(len(keys)), key=lambda i: (shard_rank(keys[i], seed), i))
 
 
 def shard_name(i: int) -> str:
@@ -108,25 +114,63 @@ def _write_shard(path: str, samples: pa.Table, modality: str) -> dict[str, Any]:
     return write_tar(path, rows, modality)
 
 
-def run_shards(
-    kept: pa.Table, cfg: ShardConfig, wd: WorkDir, modality: str = "pair"
-) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """Write pending shards; return `kept` in shard order with a `shard` column, and the shard list."""
+def bucket_fragments(kept: pa.Table, seed: int, buckets: int) -> list[pa.Table]:
+    """`kept` with its `rank` (`shard_rank`), split into `buckets` ranges of the rank: bucket b holds
+    ranks in [b, b+1) * 2**64 / buckets, so the buckets in order, each sorted, are shard order."""
+    ranks = [shard_rank(k, seed) for k in kept.column("key").to_pylist()]
+    kept = kept.append_column("rank", pa.array(ranks, pa.uint64()))
+    which = pa.array([(r * buckets) >> 64 for r in ranks], pa.int32())
+    return [kept.filter(pc.equal(which, b)) for b in range(buckets)]
 
-    kept = kept.take(shard_order(kept.column("key").to_pylist(), cfg.seed))
+
+def _sort_task(fragments: list[str], out: str) -> dict:
+    tables = [read_parquet(f) for f in fragments]
+    table = pa.concat_tables(tables, promote_options="permissive").sort_by(
+        [("rank", "ascending"), ("row", "ascending")]
+    )
+    write_parquet(out, table)
+    return {"samples": table.num_rows}
+
+
+def _shard_task(path: str, slices: list[tuple[str, int, int]], modality: str) -> dict:
+    samples = pa.concat_tables([read_parquet(uri).slice(start, n) for uri, start, n in slices])
+    return _write_shard(path, samples, modality)
+
+
+def run_shards(
+    fragments: list[list[str]], cfg: ShardConfig, wd: WorkDir, modality: str = "pair"
+) -> tuple[list[tuple[str, int]], list[dict[str, Any]]]:
+    """Sort each bucket (`fragments[part][bucket]`, from `bucket_fragments`) in a task, cut the
+    buckets in order into shards of `shard.samples_per_shard` and write each shard in a task.
+    Returns ((sorted bucket file, its first sample's position in shard order) per bucket, the shards)."""
+    buckets = len(fragments[0]) if fragments else 0
+    sorted_uris = [wd.path("shard", f"bucket-{b:05d}.parquet") for b in range(buckets)]
+    counts = run_tasks(
+        wd,
+        "shard-sort",
+        {f"{b:05d}": ([part[b] for part in fragments], sorted_uris[b]) for b in range(buckets)},
+        _sort_task,
+        "shard order",
+    )
+    sizes = [c["samples"] for c in counts.values()]
+    starts = [sum(sizes[:b]) for b in range(buckets)]
+    total = sum(sizes)
     n = cfg.samples_per_shard
-    names = [f"v{wd.version}/shards/{shard_name(i // n)}" for i in range(kept.num_rows)]
-    kept = kept.append_column("shard", pa.array(names, pa.string()))
-    write = ray.remote(_write_shard)
-    pending = {}
-    for i in range(math.ceil(kept.num_rows / n)):
-        if not wd.done(f"shard-{i:06d}"):
-            path = storage.join(wd.dataset_uri, names[i * n])
-            pending[i] = write.remote(path, kept.slice(i * n, n), modality)
-    with progress(total=len(pending), desc="shard", unit="shard") as bar:
-        for i, ref in pending.items():
-            info = ray.get(ref)
-            wd.mark(f"shard-{i:06d}", {"path": names[i * n], **info})
-            bar.update(1)
-    shards = [wd.marker(f"shard-{i:06d}") for i in range(math.ceil(kept.num_rows / n))]
-    return kept, shards
+    tasks = {}
+    for i in range(math.ceil(total / n)):
+        lo, hi = i * n, min(total, (i + 1) * n)
+        slices = []
+        for b in range(buckets):
+            a, z = max(lo, starts[b]), min(hi, starts[b] + sizes[b])
+            if a < z:
+                slices.append((sorted_uris[b], a - starts[b], z - a))
+        path = storage.join(wd.dataset_uri, f"v{wd.version}/shards/{shard_name(i)}")
+        tasks[f"{i:06d}"] = (path, slices, modality)
+    infos = run_tasks(wd, "shard", tasks, _shard_task, "shard")
+    shards = [{"path": f"v{wd.version}/shards/{shard_name(int(i))}", **info} for i, info in infos.items()]
+    return list(zip(sorted_uris, starts)), shards
+
+
+def shard_of(position: int, version: int, samples_per_shard: int) -> str:
+    """The shard path (relative to the dataset) of the sample at `position` in shard order."""
+    return f"v{version}/shards/{shard_name(position // samples_per_shard)}"

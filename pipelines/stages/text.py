@@ -10,7 +10,10 @@ written: task outputs hold the cleaned caption with names already substituted (f
 rejected rows too: the rejects sample shows them), every check's scores, and a hash of
 the normalised caption for the repeat count.
 
-Tasks are chunks of `CHUNK_ROWS` input rows, each with a part file and a completion marker.
+Tasks are the source's part files (`pipelines.stages.source.split_source`), each checked by
+one actor call that reads its raw captions itself and writes a text part with a completion marker.
+The repeat count is a distributed group-by on `norm_hash` (`apply_repeats`: map to hash
+buckets, count per bucket, apply per part), so no caption hash passes through the driver.
 A text source's rows (no URL) carry their `key` from `pipelines.stages.source.text_key`;
 an image source has no captions and skips the checks (`pass_text`: every row passes).
 """
@@ -18,22 +21,26 @@ an image source has no captions and skips the checks (`pass_text`: every row pas
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from catalog import storage
+from catalog.console import progress
 from catalog.keys import sample_key
 from catalog.parquet import read_parquet, write_parquet
 from catalog.scores import COLUMNS
 from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
 from pipelines.filters.config import FilterConfig
-from pipelines.stages.funnel import StageCount
-from pipelines.stages.tasks import finish_tasks
+from pipelines.stages.parts import bucket_of, run_tasks
+from pipelines.stages.source import kept_fields
 from pipelines.stages.workdir import WorkDir
 
-CHUNK_ROWS = 50_000
+BATCH = 512  # captions per chain call
+ROWS_PER_BUCKET = 1_000_000  # caption hashes per repeat-count reduce task
 FIELDS = {name: COLUMNS[name][0] for name in TEXT_SCORES}  # the chain's per-row scores
 SCHEMA = pa.schema(
     [
@@ -50,7 +57,9 @@ SCHEMA = pa.schema(
 
 
 class TextActor:
-    """Ray Data callable class: loads the chain once, cleans and checks one batch of rows."""
+    """Ray Data callable class: loads the chain once; each call checks one source part file
+    (a raw caption is read from the part inside the actor and never passes through the object
+    store or the driver) and writes its text part."""
 
     def __init__(self, cfg: dict[str, Any]):
         config = FilterConfig.model_validate(cfg)
@@ -58,7 +67,16 @@ class TextActor:
         self.chain = TextChain(config)
         self.chain.setup()
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        table = read_parquet(item["src"])
+        parts = [self.check(batch) for batch in table.to_batches(max_chunksize=BATCH)] or [SCHEMA.empty_table()]
+        out = pa.concat_tables(parts)
+        for name in kept_fields(table):  # source.keep_columns, for the kept samples' json
+            out = out.append_column(name, table.column(name))
+        write_parquet(item["out"], out)
+        return {"i": item["i"], "rows": out.num_rows}
+
+    def check(self, batch: pa.RecordBatch) -> pa.Table:
         rows = batch.to_pylist()
         results = self.chain.run(rows)
         out = {name: [] for name in SCHEMA.names}
@@ -71,60 +89,147 @@ class TextActor:
             out["norm_hash"].append(caption_repeat_key(row["caption"], self.max_chars))
             for name in FIELDS:
                 out[name].append(res.get(name))
-            out["repeat_count"].append(None)  # counted over the whole input by apply_whole_input
+            out["repeat_count"].append(None)  # counted over the whole input by apply_repeats
         return pa.table(out, schema=SCHEMA)
 
 
 def run_text(
-    source: pa.Table, cfg: FilterConfig, wd: WorkDir, num_actors: int, repeat_counts: Counter | None = None
-) -> pa.Table:
-    """Run pending chunks, then apply the global repeat count; returns one row per input row.
+    parts: list[dict[str, Any]],
+    cfg: FilterConfig,
+    wd: WorkDir,
+    num_actors: int,
+    repeat_hashes: list[str] | None = None,
+) -> list[str]:
+    """Check every source part (`pipelines.stages.source.split_source`), then apply the global
+    repeat count; returns the decided text part files, one per source part, each one row per input row.
 
-    `repeat_counts` (norm_hash -> rows): counts over a larger input than `source` (a refresh
-    passes the counts over its whole source list); None: counted over `source`.
+    `repeat_hashes`: files of `norm_hash` of more rows counted but not decided here (a
+    refresh's already-decided rows of its source list).
     """
     import ray
 
-    chunks = [(i, source.slice(start, CHUNK_ROWS)) for i, start in enumerate(range(0, source.num_rows, CHUNK_ROWS))]
-    pending = [(i, t) for i, t in chunks if not wd.done(f"text-{i:05d}")]
+    outs = [wd.path("text", f"part-{i:05d}.parquet") for i in range(len(parts))]
+    pending = [i for i in range(len(parts)) if not wd.done(f"text-{i:05d}")]
     if pending:
-        ds = ray.data.from_arrow([t for _, t in pending]).map_batches(
+        ds = ray.data.from_items([{"i": i, "src": parts[i]["uri"], "out": outs[i]} for i in pending]).map(
             TextActor,
             fn_constructor_kwargs={"cfg": cfg.to_dict()},
-            batch_size=512,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, num_actors)),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(num_actors, len(pending)))),
         )
-
-        def finish(i: int, rows: pa.Table) -> None:
-            write_parquet(wd.path("text", f"part-{i:05d}.parquet"), rows.sort_by("row"))
-            wd.mark(f"text-{i:05d}", {"rows": rows.num_rows})
-
-        finish_tasks(ds, _chunk_of, {i: t.num_rows for i, t in pending}, finish, "text")
-    parts = [read_parquet(wd.path("text", f"part-{i:05d}.parquet")) for i, _ in chunks]
-    return apply_whole_input(pa.concat_tables(parts).sort_by("row"), cfg, repeat_counts)
+        with progress(total=sum(parts[i]["rows"] for i in pending), desc="text", unit="row") as bar:
+            for done in ds.iter_rows():
+                wd.mark(f"text-{done['i']:05d}", {"rows": done["rows"]})
+                bar.update(done["rows"])
+    return apply_repeats(wd, outs, cfg, sum(p["rows"] for p in parts), repeat_hashes)
 
 
-def pass_text(source: pa.Table) -> pa.Table:
+def pass_text(parts: list[dict[str, Any]], wd: WorkDir) -> list[str]:
     """The text stage of an image source (row, url): every row passes, with no caption and no text fields."""
-    n = source.num_rows
-    out = {name: pa.nulls(n, SCHEMA.field(name).type) for name in SCHEMA.names}
-    out["row"] = source.column("row")
-    out["url"] = source.column("url")
-    out["key"] = pa.array([sample_key(u) for u in source.column("url").to_pylist()], pa.string())
-    return pa.table(out, schema=SCHEMA)
+    outs = []
+    for i, part in enumerate(parts):
+        out = wd.path("text", f"passed-{i:05d}.parquet")
+        if not wd.done(f"text-{i:05d}"):
+            source = read_parquet(part["uri"])
+            n = source.num_rows
+            cols = {name: pa.nulls(n, SCHEMA.field(name).type) for name in SCHEMA.names}
+            cols["row"] = source.column("row")
+            cols["url"] = source.column("url")
+            cols["key"] = pa.array([sample_key(u) for u in source.column("url").to_pylist()], pa.string())
+            table = pa.table(cols, schema=SCHEMA)
+            for name in kept_fields(source):
+                table = table.append_column(name, source.column(name))
+            write_parquet(out, table)
+            wd.mark(f"text-{i:05d}", {"rows": n})
+        outs.append(out)
+    return outs
 
 
-def _chunk_of(batch: pa.Table) -> pa.Array:
-    return pc.divide(batch.column("row"), CHUNK_ROWS)
+def _hash_map_task(part: str, frags: list[str]) -> dict:
+    t = read_parquet(part, columns=["norm_hash"])
+    which = pa.array([bucket_of(h, len(frags)) for h in t.column("norm_hash").to_pylist()], pa.int32())
+    for b, uri in enumerate(frags):
+        write_parquet(uri, t.filter(pc.equal(which, b)))
+    return {"rows": t.num_rows}
 
 
-def repeat_counts(captions: list[str], cfg: FilterConfig) -> Counter:
-    """norm_hash -> number of rows, over raw `captions` (the whole input of a refresh)."""
-    return Counter(caption_repeat_key(c, cfg.max_caption_chars) for c in captions)
+def _hash_reduce_task(frags: list[str], outs: list[str | None]) -> dict:
+    """Count each hash over every input's fragment of this bucket; write each text part the counts of its hashes."""
+    tables = [read_parquet(f) for f in frags]
+    counted = pa.concat_tables(tables).group_by("norm_hash").aggregate([([], "count_all")])
+    counted = counted.rename_columns(["norm_hash", "repeat_count"])
+    for t, out in zip(tables, outs):
+        if out is not None:
+            mine = counted.filter(pc.is_in(counted.column("norm_hash"), value_set=t.column("norm_hash")))
+            write_parquet(out, mine)
+    return {"hashes": counted.num_rows}
 
 
-def apply_whole_input(table: pa.Table, cfg: FilterConfig, counts: Counter | None = None) -> pa.Table:
+def _apply_task(part: str, counts: list[str], out: str, cfg: dict[str, Any]) -> dict:
+    t = pa.concat_tables([read_parquet(u) for u in counts])
+    lookup = dict(zip(t.column("norm_hash").to_pylist(), t.column("repeat_count").to_pylist()))
+    table = apply_whole_input(read_parquet(part), FilterConfig.model_validate(cfg), lookup)
+    write_parquet(out, table)
+    return {"rows": table.num_rows}
+
+
+def apply_repeats(
+    wd: WorkDir, parts: list[str], cfg: FilterConfig, rows: int, extra: list[str] | None = None
+) -> list[str]:
+    """The repeated-caption count as a distributed group-by on `norm_hash` (`pipelines.stages.parts`):
+    map each text part (and each `extra` file of hashes: rows counted but not decided, a
+    refresh's old rows) to hash buckets, count per bucket, then give every row of each part
+    its `repeat_count` and run the whole-input filters. Returns the decided part files."""
+    inputs = parts + (extra or [])
+    buckets = max(1, -(-(rows + sum(_rows(u) for u in extra or [])) // ROWS_PER_BUCKET))
+    base = wd.path("repeat")
+
+    def frag(b: int, p: int) -> str:
+        return storage.join(base, "map", f"b{b:05d}", f"p{p:05d}.parquet")
+
+    def counts(p: int, b: int) -> str:
+        return storage.join(base, "counts", f"p{p:05d}", f"b{b:05d}.parquet")
+
+    run_tasks(
+        wd,
+        "repeat-map",
+        {f"{p:05d}": (u, [frag(b, p) for b in range(buckets)]) for p, u in enumerate(inputs)},
+        _hash_map_task,
+        "repeats 1/3",
+    )
+    outs = {
+        f"{b:05d}": (
+            [frag(b, p) for p in range(len(inputs))],
+            [counts(p, b) if p < len(parts) else None for p in range(len(inputs))],
+        )
+        for b in range(buckets)
+    }
+    run_tasks(wd, "repeat-reduce", outs, _hash_reduce_task, "repeats 2/3")
+    final = [storage.join(base, "decided", f"part-{p:05d}.parquet") for p in range(len(parts))]
+    run_tasks(
+        wd,
+        "repeat-apply",
+        {f"{p:05d}": (u, [counts(p, b) for b in range(buckets)], final[p], cfg.to_dict()) for p, u in enumerate(parts)},
+        _apply_task,
+        "repeats 3/3",
+    )
+    return final
+
+
+def _rows(uri: str) -> int:
+    import pyarrow.parquet as pq
+
+    with storage.open_read(uri) as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def caption_hashes(captions: list[str], cfg: FilterConfig) -> pa.Table:
+    """(norm_hash) of raw `captions`: rows counted by the repeat count but not decided (`apply_repeats`' extra)."""
+    return pa.table(
+        {"norm_hash": pa.array([caption_repeat_key(c, cfg.max_caption_chars) for c in captions], pa.string())}
+    )
+
+
+def apply_whole_input(table: pa.Table, cfg: FilterConfig, counts: Mapping[str, int] | None = None) -> pa.Table:
     """Give every row its `repeat_count`, then run the whole-input text filters (`repeated_caption`)
     on the rows the per-row filters kept.
 
@@ -144,7 +249,3 @@ def apply_whole_input(table: pa.Table, cfg: FilterConfig, counts: Counter | None
                     reasons[i] = verdict[1]
     table = table.set_column(table.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
     return table.set_column(table.schema.get_field_index("repeat_count"), "repeat_count", pa.array(repeats, pa.int64()))
-
-
-def count_text(table: pa.Table) -> StageCount:
-    return StageCount.of("text", table.num_rows, table.column("reason").to_pylist())

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -19,15 +20,16 @@ from PIL import Image
 from catalog import rejects, storage
 from catalog.__main__ import run
 from catalog.keys import sample_key
-from catalog.parquet import write_parquet
+from catalog.parquet import read_parquet, write_parquet
 from catalog.publish import describe_shard
 from catalog.reasons import REASONS
 from catalog.scores import SAMPLE_SCHEMA, SCORES_OF, THUMBNAIL_SIDE
 from catalog.shards import write_shard
 from catalog.store import Catalog
 from catalog.synthetic import funnel_for, make_sample, make_version
+from pipelines.stages.assemble import sample_candidates
 from pipelines.stages.outputs import write_version
-from pipelines.stages.scores import rejects_sample, score_table
+from pipelines.stages.scores import pick_sample, sample_part, score_table
 
 NAME = "Ottoline Vandersteen-Abara"
 CAP = 3
@@ -307,7 +309,17 @@ def test_reads_the_sample_the_build_writer_writes(tmp_path, capsys):
     img = pa.table({"row": [0, 1, 3], "decoded": [True, True, True], "phash": ["0" * 16, "1" * 16, "0" * 16]})
     dd = pa.table({"row": [3], "duplicate_of": [keys[0]]})
     scores = score_table(text, reasons, dl, img, dd)
-    sample = rejects_sample(scores, text, dl, per_reason=5)
+    files = {name: str(tmp_path / f"{name}.parquet") for name in ("scores", "text", "images", "dups", "cands", "out")}
+    write_parquet(files["scores"], scores)
+    write_parquet(files["text"], text)
+    write_parquet(files["images"], dl.select(["row", "status", "raw"]))
+    write_parquet(files["dups"], pa.table({"row": [3], "duplicate_of": [keys[0]], "rep_row": [0]}))
+    rejected = scores.filter(pc.is_valid(scores.column("reason"))).select(["row", "key", "reason"])
+    write_parquet(files["cands"], sample_candidates(rejected, per_reason=5))
+    picked = pick_sample([files["cands"]], per_reason=5)
+    job = {"rows": picked.column("row").to_pylist(), "images": [files["images"]], "duplicates": files["dups"]}
+    sample_part({**job, "scores": files["scores"], "text": files["text"], "out": files["out"]})
+    sample = read_parquet(files["out"])
     kept = pa.table(
         {
             "key": keys[:2],

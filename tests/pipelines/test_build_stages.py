@@ -44,7 +44,7 @@ def test_source_reads_laion_style_parquet(tmp_path):
     src = read_source(SourceConfig(urls=uri, url_col="URL", caption_col="TEXT"))
     assert src.table.column_names == ["row", "url", "caption"]
     assert src.table.column("caption").to_pylist() == ["a dog", ""]
-    assert src.manifest_entry()["rows"] == 2 and len(src.sha256) == 64
+    assert src.files[0]["rows"] == 2 and len(src.sha256) == 64
 
 
 def test_source_reads_cc3m_headerless_tsv(tmp_path):

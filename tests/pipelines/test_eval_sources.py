@@ -16,9 +16,10 @@ from PIL import Image
 
 from catalog.config import ConfigError, load_config
 from catalog.keys import sample_key
+from pipelines.stages.assemble import kept_samples, sample_text_fields, text_samples
 from pipelines.stages.config import BuildConfig, SourceConfig
-from pipelines.stages.dedup import count_dedup, pass_dedup
-from pipelines.stages.pipeline import kept_samples, sample_text_fields, text_samples
+from pipelines.stages.dedup import pass_dedup
+from pipelines.stages.funnel import StageCount
 from pipelines.stages.shard import JSON_FIELDS, sample_json, write_tar
 from pipelines.stages.source import SourceError, read_source
 
@@ -242,7 +243,7 @@ def test_folder_source_rows_get_file_urls_with_the_caption_index(tmp_path):
     ]
     keys = src.keys()
     assert len(set(keys)) == 4 and keys[0] == sample_key(f"{base}/a.jpg#0")
-    assert src.uri == str(folder.resolve() / "captions.tsv") and src.manifest_entry()["rows"] == 4
+    assert src.uri == str(folder.resolve() / "captions.tsv") and src.files[0]["rows"] == 4
     image = read_source(SourceConfig(urls=str(folder), modality="image"))
     assert image.table.column_names == ["row", "url"] and image.table.num_rows == 4
 
@@ -308,6 +309,6 @@ def test_dedup_can_be_turned_off(tmp_path):
     images = pa.table({"row": [0, 1], "key": ["b", "a"], "sha256": ["same", "same"], "phash": ["0" * 16] * 2})
     out = pass_dedup(images)
     assert out.column("reason").to_pylist() == [None, None]
-    assert count_dedup(out).kept == 2
+    assert StageCount.of("dedup", 2, out.column("reason").to_pylist()).kept == 2
     cfg = _config(tmp_path, {"urls": "a.parquet"}, dedup={"enabled": False})
     assert cfg.dedup.enabled is False and _config(tmp_path, {"urls": "a.parquet"}).dedup.enabled is True

@@ -53,7 +53,7 @@ def test_image_source_reads_only_the_url_column(tmp_path):
     assert src.table.column_names == ["row", "url"]
     assert src.table.to_pylist() == [{"row": 0, "url": "http://a/1.jpg"}, {"row": 1, "url": "http://a/2.jpg"}]
     assert src.keys() == [sample_key("http://a/1.jpg"), sample_key("http://a/2.jpg")]
-    assert src.manifest_entry()["rows"] == 2
+    assert src.files[0]["rows"] == 2
 
 
 def test_image_source_from_a_url_only_csv(tmp_path):

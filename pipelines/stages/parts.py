@@ -1,0 +1,61 @@
+"""Work split into Ray tasks over part files, each finished task recorded by a completion marker.
+
+The global steps of a build (the repeated-caption count, de-duplication, shard
+assignment) run as map/reduce rounds over parquet part files in the work folder: a map
+task reads one part and writes one fragment per hash bucket, a reduce task reads one
+bucket's fragments from every part. The driver only passes file names and small
+per-task summaries; no row of data passes through it. A task whose marker exists is not
+run again (datatrove's `completions/`), so a killed build resumes each round where it
+stopped. Outputs never depend on how many tasks run at once or on which node: every task
+is a pure function of its input files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from catalog.console import progress
+from pipelines.stages.workdir import WorkDir
+
+
+def bucket_of(value: str, buckets: int) -> int:
+    """A stable hash bucket of `value` in [0, buckets): the same on every machine and run."""
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "big") % buckets
+
+
+def run_tasks(
+    wd: WorkDir,
+    name: str,
+    tasks: dict[Hashable, tuple],
+    fn: Callable[..., Any],
+    desc: str,
+    max_in_flight: int | None = None,
+) -> dict[Hashable, Any]:
+    """Run `fn(*args)` as a Ray task for each `tasks[id]` whose marker `{name}-{id}` is missing;
+    the marker records what `fn` returned (a small JSON value). Returns every task's recorded value.
+
+    At most `max_in_flight` tasks are submitted at a time (default: twice the cluster's CPUs),
+    so a round over many parts never floods the object store with pending work.
+    """
+    import ray
+
+    ids = list(tasks)
+    pending = [t for t in ids if not wd.done(f"{name}-{t}")]
+    if pending:
+        remote = ray.remote(fn)
+        limit = max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        running: dict[Any, Hashable] = {}
+        queue = list(pending)
+        with progress(total=len(pending), desc=desc, unit="task") as bar:
+            while queue or running:
+                while queue and len(running) < limit:
+                    t = queue.pop(0)
+                    running[remote.remote(*tasks[t])] = t
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    t = running.pop(ref)
+                    wd.mark(f"{name}-{t}", ray.get(ref))
+                    bar.update(1)
+    return {t: wd.marker(f"{name}-{t}") for t in ids}
