@@ -1,4 +1,4 @@
-"""Stage `image`: Ray Data over the raw download shards, one actor call per shard.
+"""Stage `image`: a pool of Ray actors over the raw download shards, one call per shard.
 
 Per image, in `catalog.reasons` check order: the image-stage filters selected in
 `filter.checks` (`too_many_pixels`, `image_too_small`, `aspect_ratio`: a safety net behind
@@ -31,6 +31,7 @@ from pipelines.filters.base import Filter
 from pipelines.filters.config import FilterConfig
 from pipelines.phash import phash64
 from pipelines.stages.download import META, download_reason
+from pipelines.stages.parts import run_actors
 from pipelines.stages.workdir import WorkDir
 
 SCHEMA = pa.schema([("row", pa.int64()), ("reason", pa.string()), ("decoded", pa.bool_()), ("phash", pa.string())])
@@ -102,7 +103,7 @@ PART = pa.schema(  # an image part: every row of one raw download shard, with bo
 
 
 class ImageActor:
-    """Ray Data callable class: each call reads one raw download shard (in the actor, so no image
+    """A Ray actor: each call reads one raw download shard (in the actor, so no image
     passes through the driver), decides both the download outcome and the image checks of its
     rows, and writes its image part."""
 
@@ -138,20 +139,16 @@ class ImageActor:
 def run_image(raws: list[str], cfg: FilterConfig, wd: WorkDir, workers: int) -> list[dict[str, Any]]:
     """Decide every row of every raw download shard (one actor call each); returns each image
     part's marker: uri, rows, first_row, last_row (a raw shard holds consecutive rows of one part)."""
-    import ray
-
     names = [f"image-{posixpath.basename(raw)}" for raw in raws]
     outs = [wd.path("image", posixpath.basename(raw)) for raw in raws]
     pending = [i for i, name in enumerate(names) if not wd.done(name)]
-    if pending:
-        ds = ray.data.from_items([{"i": i, "raw": raws[i], "out": outs[i]} for i in pending]).map(
-            ImageActor,
-            fn_constructor_kwargs={"cfg": cfg.to_dict()},
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(workers, len(pending)))),
-        )
-        with progress(total=len(pending), desc="image", unit="shard") as bar:
-            for done in ds.iter_rows():
-                i = done["i"]
-                wd.mark(names[i], {"uri": outs[i], **{k: done[k] for k in ("rows", "first_row", "last_row")}})
-                bar.update(1)
+    with progress(total=len(pending), desc="image", unit="shard") as bar:
+
+        def done(result: dict[str, Any]) -> None:
+            i = result["i"]
+            wd.mark(names[i], {"uri": outs[i], **{k: result[k] for k in ("rows", "first_row", "last_row")}})
+            bar.update(1)
+
+        items = [{"i": i, "raw": raws[i], "out": outs[i]} for i in pending]
+        run_actors(ImageActor, (cfg.to_dict(),), items, workers, done)
     return [wd.marker(name) for name in names]

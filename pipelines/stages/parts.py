@@ -59,3 +59,24 @@ def run_tasks(
                     wd.mark(f"{name}-{t}", ray.get(ref))
                     bar.update(1)
     return {t: wd.marker(f"{name}-{t}") for t in ids}
+
+
+def run_actors(
+    actor_class: type,
+    args: tuple,
+    items: list[dict[str, Any]],
+    workers: int,
+    on_done: Callable[[dict[str, Any]], None],
+) -> None:
+    """Call a pool of at most `workers` actors of `actor_class(*args)` once per item (each actor
+    loads its models once and takes the next item as it finishes one); `on_done(result)` as each
+    call returns. Only the items (file names) and the small results pass through the driver."""
+    import ray
+    from ray.util import ActorPool
+
+    if not items:
+        return
+    remote = ray.remote(num_cpus=1)(actor_class)
+    pool = ActorPool([remote.remote(*args) for _ in range(max(1, min(workers, len(items))))])
+    for result in pool.map_unordered(lambda actor, item: actor.__call__.remote(item), items):
+        on_done(result)

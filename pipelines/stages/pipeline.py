@@ -203,8 +203,7 @@ def run_stages(
             decided = run_text(parts, cfg.filter, wd, cpus, repeat_hashes)
         storage.remove(wd.path("source"), recursive=True)  # the raw captions: every part is checked
     if stop_after == "filter":
-        reasons = [r for u in decided for r in read_parquet(u, columns=["reason"]).column("reason").to_pylist()]
-        log(summary_table(funnel([StageCount("source", n, n), StageCount.of("text", n, reasons)])))
+        log(summary_table(funnel([StageCount("source", n, n), _count("text", decided)])))
         return None
     images: list[dict[str, Any]] = []
     duplicates = None
@@ -212,19 +211,7 @@ def run_stages(
         with clock("download"):
             raws, sent = run_download(decided, cfg, wd)
         if stop_after == "download":
-            text_reasons = [
-                r for u in decided for r in read_parquet(u, columns=["reason"]).column("reason").to_pylist()
-            ]
-            reasons = [
-                download_reason(status, error)
-                for raw in raws
-                for status, error in zip(*read_parquet(raw, columns=["status", "error_message"]).columns)
-            ]
-            counts = [
-                StageCount("source", n, n),
-                StageCount.of("text", n, text_reasons),
-                StageCount.of("download", sent, reasons),
-            ]
+            counts = [StageCount("source", n, n), _count("text", decided), _count("download", raws, sent)]
             log(summary_table(funnel(counts)))
             return None
         with clock("image"):
@@ -271,6 +258,25 @@ def run_stages(
         cfg.shard.samples_per_shard,
         wd.version,
     )
+
+
+def _count(stage: str, files: list[str], n_in: int | None = None) -> StageCount:
+    """A stage's count read one file at a time: decided text parts' `reason`s, or raw download
+    shards' img2dataset statuses (a debugging run that stops after that stage)."""
+    counts = []
+    for uri in files:
+        if stage == "text":
+            reasons = read_parquet(uri, columns=["reason"]).column("reason").to_pylist()
+        else:
+            t = read_parquet(uri, columns=["status", "error_message"])
+            reasons = [download_reason(s, e) for s, e in zip(*(c.to_pylist() for c in t.columns))]
+        counts.append(StageCount.of(stage, len(reasons), reasons).to_dict())
+    if not counts:
+        return StageCount(stage, n_in or 0, 0)
+    total = StageCount.add(counts)
+    if n_in is not None and total.n_in != n_in:
+        raise RuntimeError(f"{stage}: {n_in} rows sent, {total.n_in} came back")
+    return total
 
 
 def _sample(wd: WorkDir, jobs: list[dict], images: list[dict], duplicates: str | None, per_reason: int) -> str:

@@ -1,7 +1,7 @@
 """Stage `text`: the text filters over the URL list, before anything is downloaded.
 
 The per-row text filters selected in `filter.checks` (`catalog.reasons` checks 1-6) run
-through `pipelines.filters.TextChain` inside a Ray Data actor pool, so fastText/spaCy/WordNet
+through `pipelines.filters.TextChain` in a pool of Ray actors, so fastText/spaCy/WordNet
 load once per actor. The whole-input filter `repeated_caption` (check 7, FILIP section 3.1)
 then answers on each surviving row's `repeat_count`: how many input rows share its
 normalised caption (`caption_repeat_key`), counted over the whole input; every row gets
@@ -35,7 +35,7 @@ from catalog.scores import COLUMNS
 from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
 from pipelines.filters.config import FilterConfig
-from pipelines.stages.parts import bucket_of, run_tasks
+from pipelines.stages.parts import bucket_of, run_actors, run_tasks
 from pipelines.stages.source import kept_fields
 from pipelines.stages.workdir import WorkDir
 
@@ -57,7 +57,7 @@ SCHEMA = pa.schema(
 
 
 class TextActor:
-    """Ray Data callable class: loads the chain once; each call checks one source part file
+    """A Ray actor: loads the chain once; each call checks one source part file
     (a raw caption is read from the part inside the actor and never passes through the object
     store or the driver) and writes its text part."""
 
@@ -106,20 +106,16 @@ def run_text(
     `repeat_hashes`: files of `norm_hash` of more rows counted but not decided here (a
     refresh's already-decided rows of its source list).
     """
-    import ray
-
     outs = [wd.path("text", f"part-{i:05d}.parquet") for i in range(len(parts))]
     pending = [i for i in range(len(parts)) if not wd.done(f"text-{i:05d}")]
-    if pending:
-        ds = ray.data.from_items([{"i": i, "src": parts[i]["uri"], "out": outs[i]} for i in pending]).map(
-            TextActor,
-            fn_constructor_kwargs={"cfg": cfg.to_dict()},
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(num_actors, len(pending)))),
-        )
-        with progress(total=sum(parts[i]["rows"] for i in pending), desc="text", unit="row") as bar:
-            for done in ds.iter_rows():
-                wd.mark(f"text-{done['i']:05d}", {"rows": done["rows"]})
-                bar.update(done["rows"])
+    with progress(total=sum(parts[i]["rows"] for i in pending), desc="text", unit="row") as bar:
+
+        def done(result: dict[str, Any]) -> None:
+            wd.mark(f"text-{result['i']:05d}", {"rows": result["rows"]})
+            bar.update(result["rows"])
+
+        items = [{"i": i, "src": parts[i]["uri"], "out": outs[i]} for i in pending]
+        run_actors(TextActor, (cfg.to_dict(),), items, num_actors, done)
     return apply_repeats(wd, outs, cfg, sum(p["rows"] for p in parts), repeat_hashes)
 
 

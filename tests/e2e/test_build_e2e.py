@@ -29,7 +29,7 @@ from catalog.keys import sample_key
 from catalog.reasons import KEEP
 from pipelines.sampleweb.corpus import generate
 from pipelines.stages.config import BuildConfig
-from pipelines.stages.pipeline import run_build
+from pipelines.stages.pipeline import built_before, run_build
 from pipelines.webserver import CorpusServer, free_port
 
 N = 2000
@@ -83,6 +83,26 @@ def test_every_row_matches_truth(corpus, built):
         elif got == KEEP and kept[key]["caption"] != t["clean_caption"]:
             wrong.append((t["category"], t["clean_caption"], kept[key]["caption"]))
     assert wrong == [], f"{len(wrong)} of {len(truth)} rows differ from truth, e.g. {wrong[:10]}"
+
+
+def test_rerunning_a_finished_build_publishes_nothing(corpus, built):
+    """The same config over the same source: no second version, the holder named, no work folder left."""
+    root, manifest = built
+    assert not (root / "e2e" / ".work").exists()  # removed with the last work folder
+    lines: list[str] = []
+    again = run_build(BuildConfig.model_validate(build_config(corpus, root)), log=lines.append)
+    assert again == manifest
+    assert sorted(p.name for p in (root / "e2e").iterdir() if p.name.startswith("v")) == ["v1"]
+    assert any("e2e@1 already holds this build" in line for line in lines), lines
+    changed = {**build_config(corpus, root), "shard": {"samples_per_shard": 400}}
+    assert built_before(str(root), "e2e", BuildConfig.model_validate(changed).to_dict(), _identity(corpus)) is None
+
+
+def _identity(corpus: Path) -> list[dict]:
+    import hashlib
+
+    data = (corpus / "urls.parquet").read_bytes()
+    return [{"uri": str(corpus / "urls.parquet"), "sha256": hashlib.sha256(data).hexdigest()}]
 
 
 TEXT_REASONS = {
