@@ -92,23 +92,24 @@ class _Images(BaseHTTPRequestHandler):
         pass
 
 
-def child(mode: str, n: int, work: Path) -> dict:
-    """One build of `n` rows in this process; returns its numbers."""
+def write_source(n: int, work: Path, port: int) -> None:
+    """The URL list (written by the parent, so the measured process never holds it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    urls = pa.array([f"http://127.0.0.1:{port}/{i}.jpg" for i in range(n)], pa.string())
+    pq.write_table(pa.table({"url": urls, "caption": captions(n)}), work / "urls.parquet", row_group_size=50_000)
+
+
+def child(mode: str, n: int, work: Path, port: int) -> dict:
+    """One build of the `n` rows in `work`/urls.parquet in this process; returns its numbers."""
     from pipelines.stages.config import BuildConfig
     from pipelines.stages.pipeline import run_build
 
     server = None
-    if mode == "full":
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    if mode == "full":  # URLs name port `port` (9, never fetched, for the text stage only)
+        server = ThreadingHTTPServer(("127.0.0.1", port), _Images)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-    else:
-        base = "http://127.0.0.1:9"  # never fetched: the text stage only
-    urls = pa.array([f"{base}/{i}.jpg" for i in range(n)], pa.string())
-    pq.write_table(pa.table({"url": urls, "caption": captions(n)}), work / "urls.parquet", row_group_size=50_000)
     cfg = BuildConfig.model_validate(
         {
             "dataset": "scale",
@@ -144,14 +145,19 @@ def main() -> None:
     p.add_argument("--sizes", default="10000,100000")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=9, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
-        print("RESULT " + json.dumps(child(args.mode, args.child, Path(args.work))))
+        print("RESULT " + json.dumps(child(args.mode, args.child, Path(args.work), args.port)))
         return
+    from pipelines.webserver import free_port
+
     results = []
     for n in [int(s) for s in args.sizes.split(",")]:
         with tempfile.TemporaryDirectory(prefix="lipforge-scale-") as work:
-            cmd = [sys.executable, __file__, args.mode, "--child", str(n), "--work", work]
+            port = free_port() if args.mode == "full" else 9
+            write_source(n, Path(work), port)
+            cmd = [sys.executable, __file__, args.mode, "--child", str(n), "--work", work, "--port", str(port)]
             env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)

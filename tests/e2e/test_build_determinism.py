@@ -1,7 +1,7 @@
 """The same input and config give the same version whatever the parallelism: one worker over
 one part versus two workers over five parts (and several dedup and shard buckets) publish
-byte-identical tables and shards, and manifests equal apart from the creation time and the
-Ray settings."""
+byte-identical tables and shards, and manifests equal apart from the creation time, the
+root and the Ray settings."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _build(corpus: Path, root: Path, cpus: int) -> dict:
 
 def _comparable(manifest: dict) -> dict:
     out = {k: v for k, v in manifest.items() if k not in ("created",)}
-    out["config"] = {k: v for k, v in manifest["config"].items() if k != "ray"}
+    out["config"] = {k: v for k, v in manifest["config"].items() if k not in ("ray", "root")}
     return out
 
 

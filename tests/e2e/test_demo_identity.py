@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import socket
 from pathlib import Path
 
@@ -38,9 +39,13 @@ from pipelines.webserver import CorpusServer
 
 REPO = Path(__file__).resolve().parents[2]
 PORT = 8765
-SHARDS = {
-    1: [("v1/shards/shard-000000.tar", 1627, "27f3c50d431b2a1ea731e4aa5a7da624739f66eefcca599c95c6de373916618d")],
-    2: [("v2/shards/shard-000000.tar", 1627, "908767508141ac05bc93c09c945c212099c19028d1e3a544dd123d4c45cd24ef")],
+SHARDS = {  # recorded 2026-12-03: samples in the order of a seeded hash of the key
+    1: [("v1/shards/shard-000000.tar", 1627, "f207b0d9da57a85a8fdc37a31b553409fd1c492c4015cfe97819640ecac78ecc")],
+    2: [("v2/shards/shard-000000.tar", 1627, "de9cdfa78fab3c3649f3b797eb8df50496900bbe0ef05700d77f4fa371f87408")],
+}
+SHARDS_BEFORE_ORDER = {  # the recording of 2026-12-02, samples sorted by key then shuffled by random.Random(seed)
+    1: "27f3c50d431b2a1ea731e4aa5a7da624739f66eefcca599c95c6de373916618d",
+    2: "908767508141ac05bc93c09c945c212099c19028d1e3a544dd123d4c45cd24ef",
 }
 SHARDS_BEFORE_SCENE = {  # the recording of 2026-12-01, before the json carried `scene`
     1: "950b6664b1b95368d83b093f8589f7c02e32d25d8c6c3c0bb89b77d8bacf7fab",
@@ -122,20 +127,32 @@ def test_funnel_and_rejects_unchanged(demo):
         assert hashlib.sha256(json.dumps(moved, sort_keys=True).encode()).hexdigest() == REJECTS_SHA256_BEFORE
 
 
+def _in_the_order_before(samples: list) -> list:
+    """`samples` (key, members) in the shard order before 2026-12-03: sorted by key, then shuffled by
+    random.Random(shard.seed = 0)."""
+    order = sorted(range(len(samples)), key=lambda i: samples[i][0])
+    random.Random(0).shuffle(order)
+    return [samples[i] for i in order]
+
+
 @pytest.mark.parametrize("version", [1, 2])
-def test_only_the_scene_field_was_added(demo, version, tmp_path):
-    """Each json's `scene` is its row's; without it the shard is the one recorded before scenes."""
+def test_only_the_order_changed_and_the_scene_field_was_added(demo, version, tmp_path):
+    """In the earlier order the shard is the one recorded before; each json's `scene` is its
+    row's, and without it the shard is the one recorded before scenes."""
     corpus = demo.parent.parent / "sampleweb"
     scenes = {r["url"]: r["scene"] for r in pq.read_table(corpus / "urls.parquet").to_pylist()}
     (shard,) = _manifest(demo, version)["shards"]
+    samples = _in_the_order_before([(key, dict(members)) for key, members in iter_samples(str(demo / shard["path"]))])
+    before = write_shard(str(tmp_path / "before.tar"), ((key, m.items()) for key, m in samples))
+    assert before["sha256"] == SHARDS_BEFORE_ORDER[version]
 
     def without_scene():
-        for key, members in iter_samples(str(demo / shard["path"])):
+        for key, members in samples:
             meta = json.loads(members["json"])
             scene = meta.pop("scene")
             assert scene is not None and scene == scenes[meta["url"]], key
             # the writers' own serialisation: the build's json.dumps, the augment job's without ASCII escapes
-            members["json"] = json.dumps(meta, sort_keys=True, ensure_ascii=version == 1).encode("utf-8")
+            members = {**members, "json": json.dumps(meta, sort_keys=True, ensure_ascii=version == 1).encode("utf-8")}
             yield key, members.items()
 
     rewritten = write_shard(str(tmp_path / "shard.tar"), without_scene())
