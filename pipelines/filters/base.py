@@ -98,11 +98,10 @@ class Filter:
         """Score, write the scores into each row, decide (a `keep`-only filter: its `keep` per row)."""
         if not self.records_scores():
             return [self.keep(row) for row in rows]
-        out = []
-        for row, scores in zip(rows, self.score_batch(rows)):
-            row.update(scores)
-            out.append(self.decide(scores))
-        return out
+        scores = self.score_batch(rows)
+        for row, row_scores in zip(rows, scores):
+            row.update(row_scores)
+        return list(map(self.decide, scores))
 
     def thresholds(self) -> dict[str, Any]:
         """The options `decide` compares scores with (for `explain`): every option by default."""

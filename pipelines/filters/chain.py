@@ -23,6 +23,15 @@ Every output row is the input row plus these columns (same keys for every row):
 Whole-input filters (`Filter.whole_input`: `repeated_caption`) need a count over every
 input row, so they are not run here: `pipelines.stages.text` counts
 `pipelines.filters.clean.caption_repeat_key(raw_caption)` over all rows and applies them.
+
+Speed (`bench/filters.py`; docs/benchmarks.md): a row's outputs depend on its caption alone,
+never on the batch (pinned by a test), and the shortcuts that keep the chain cheap are each
+exact and described where they live: cleaning skips ftfy on plain ASCII (`clean`); a
+caption is split into words once for every check (`english.caption_words`); fastText is
+asked for its top label only (`not_english`); spaCy sees only the captions whose outcome it
+decides: the tagger the 1.5% of real captions `single_pos` cannot settle from its function
+words, NER the 0.2% where a name's verdict depends on it (`person`). One fastText call per
+caption is then the largest cost left.
 """
 
 from __future__ import annotations
@@ -94,7 +103,8 @@ class TextChain:
             levels = self.person.gate_levels(captions)
             scrubbed = self.person.substitute_batch(captions, levels)
             for i, level, (text, changed) in zip(todo, levels, scrubbed):
-                work[i].update(scrubbed=text, name_gate=level > 0, person_substituted=changed)
+                if level:  # the rest keep their defaults
+                    work[i].update(scrubbed=text, name_gate=True, person_substituted=changed)
         reasons: list[str | None] = [None] * len(work)
         for f in self.filters:
             for i, verdict in enumerate(f.keep_batch(work)):  # scores every row, writes the scores into it
@@ -103,6 +113,8 @@ class TextChain:
         out = []
         for row, w, reason in zip(rows, work, reasons):
             new = dict(row)
-            new.update({name: w.get(name) for name in TEXT_SCORES}, caption=w["scrubbed"], reason=reason)
+            new.update(zip(TEXT_SCORES, map(w.get, TEXT_SCORES)))
+            new["caption"] = w["scrubbed"]
+            new["reason"] = reason
             out.append(new)
         return out

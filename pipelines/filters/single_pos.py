@@ -26,12 +26,18 @@ word has one part of speech by definition; "blue purple" and "small tiny" are li
 Speed: a caption holding an unambiguous function word ("a", "the", "of", "with" ...: only
 ever DET/ADP/CCONJ/AUX/PRON) and a word that is not a stop word (a content word, never one
 of those) has two parts of speech whatever the tagger says, so spaCy only sees the rest —
-almost no real caption (the tagger alone runs at ~2,000 captions/s/core).
+1.5% of real captions (the tagger runs at ~2,000 captions/s/core). Of that cost the
+attribute ruler (the rules giving `pos_` from `tag_` and the word) is a third: its Matcher
+runs every one of its 179 patterns on every token. Its patterns that give an alphabetic
+token's `pos_` in this pipeline look at one token's TAG and LOWER only (the others test a
+dependency label, never set without a parser, or whitespace), so `pos_rules` reads them
+into a table and `_pos` gives the ruler's `pos_` (the last matching pattern's, in the
+ruler's order) from (`tag_`, `lower_`), cached; the ruler is not run (a test compares the
+two on every token of the real captions). A model whose ruler has other patterns runs it.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import Field
@@ -40,6 +46,7 @@ from catalog import assets
 from catalog.config import Config
 from pipelines.filters.base import Filter, Verdict, register, reject
 from pipelines.filters.config import FilterConfig
+from pipelines.filters.english import caption_words, lower_words
 
 TAGGER = ("tok2vec", "tagger", "attribute_ruler")
 _NOUN_ADJ = ("NOUN", "ADJ")
@@ -50,7 +57,41 @@ FUNCTION_WORDS = frozenset(
     "a an the of in on with and at from by into onto is are was were his her their its this these those "
     "he she they or".split()
 )
-_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _passes(spec: Any, value: Any) -> bool:
+    """A Matcher token test (a value, or {"IN": [...]} / {"NOT_IN": [...]}) on one attribute value."""
+    if isinstance(spec, dict):
+        return ("IN" not in spec or value in spec["IN"]) and ("NOT_IN" not in spec or value not in spec["NOT_IN"])
+    return value == spec
+
+
+def pos_rules(patterns: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]] | None:
+    """The attribute ruler's patterns that can set an alphabetic token's `pos_` here, as
+    ({"TAG"/"LOWER": test}, POS) in the ruler's order; None when one is beyond that form.
+
+    Without a parser every token's DEP is "", and an alphabetic token is no space: a pattern
+    token whose DEP or IS_SPACE test fails on those never matches. What is left must be one
+    token testing TAG and LOWER only; a pattern that can match one and sets TAG is beyond.
+    """
+    rules: list[tuple[dict[str, Any], str]] = []
+    for entry in patterns:
+        attrs = entry["attrs"]
+        for pattern in entry["patterns"]:
+            if any(
+                not _passes(tok.get("DEP", ""), "") or not _passes(tok.get("IS_SPACE", False), False) for tok in pattern
+            ):
+                continue
+            if "TAG" in attrs:
+                return None
+            if "POS" not in attrs:
+                continue
+            test = {k: v for k, v in pattern[0].items() if k not in ("DEP", "IS_SPACE")}
+            supported = all(not isinstance(v, dict) or set(v) <= {"IN", "NOT_IN"} for v in test.values())
+            if len(pattern) != 1 or not set(test) <= {"TAG", "LOWER"} or not supported:
+                return None
+            rules.append((test, attrs["POS"]))
+    return rules
 
 
 @register
@@ -69,16 +110,34 @@ class SinglePos(Filter):
         self._nlp: Any = None
         self._wn: Any = None
         self._wn_cache: dict[tuple[str, str], bool] = {}
+        self._pos_cache: dict[tuple[str, str], str] = {}
 
     def setup(self) -> None:
         self._nlp = assets.spacy_nlp(TAGGER)
         self._wn = assets.wordnet()
         self._stop = assets.stop_words()
+        self._pos_rules = pos_rules(self._nlp.get_pipe("attribute_ruler").patterns)
+        self._skip = ("attribute_ruler",) if self._pos_rules is not None else ()
+
+    def _pos(self, token: Any) -> str:
+        """The attribute ruler's `pos_` of an alphabetic token (module docstring)."""
+        if self._pos_rules is None:
+            return token.pos_
+        key = (token.tag_, token.lower_)
+        pos = self._pos_cache.get(key)
+        if pos is None:
+            pos = ""
+            for test, value in self._pos_rules:
+                if all(_passes(spec, key[0] if attr == "TAG" else key[1]) for attr, spec in test.items()):
+                    pos = value
+            if len(self._pos_cache) < 200_000:
+                self._pos_cache[key] = pos
+        return pos
 
     def surely_mixed(self, caption: str) -> bool:
         """True when the caption has a function word and a content word (see the module docstring)."""
-        words = {w.lower() for w in _WORD.findall(caption)}
-        return not words.isdisjoint(FUNCTION_WORDS) and not words <= self._stop
+        words = lower_words(caption)
+        return not FUNCTION_WORDS.isdisjoint(words) and not self._stop.issuperset(words)
 
     def _wordnet_has(self, word: str, pos: str) -> bool:
         key = (word, pos)
@@ -109,7 +168,9 @@ class SinglePos(Filter):
 
     def _possible(self, token: Any, previous: Any) -> set[str]:
         """Parts of speech the token can have here (see the module docstring)."""
-        pos = "NOUN" if token.pos_ == "PROPN" else token.pos_
+        pos = self._pos(token)
+        if pos == "PROPN":
+            pos = "NOUN"
         word = token.lower_
         if word in self._stop or token.tag_ in _VERB_FORMS or self._verb_after_subject(token, previous):
             return {pos}
@@ -133,9 +194,9 @@ class SinglePos(Filter):
         """`pos` empty without tagging for a surely mixed caption (`pos_words` then counts regex words)."""
         if self._nlp is None:
             self.setup()
-        out = [{"pos": [], "pos_words": len(_WORD.findall(row["caption"]))} for row in rows]
+        out = [{"pos": [], "pos_words": len(caption_words(row["caption"]))} for row in rows]
         todo = [i for i, row in enumerate(rows) if not self.surely_mixed(row["caption"])]
-        docs = self._nlp.pipe((rows[i]["caption"] for i in todo), batch_size=self.batch_size)
+        docs = self._nlp.pipe((rows[i]["caption"] for i in todo), batch_size=self.batch_size, disable=self._skip)
         for i, doc in zip(todo, docs):
             pos, n = self.common_pos(doc)
             out[i] = {"pos": pos, "pos_words": n}

@@ -186,51 +186,51 @@ def test_generated_names_are_removed_token_by_token(person):
     assert all(changed for _, changed in results)
 
 
-@pytest.mark.parametrize(
-    ("caption", "expected"),
-    [
-        ("Dr. Maria O'Connor holding a cup", "<person> holding a cup"),
-        ("Anna-Lena Schmidt and Omar Al-Sayed at the beach", "<person> and <person> at the beach"),
-        ("Mr. and Mrs. Smith dancing", "<person> dancing"),
-        ("Coach Carter talks to players", "<person> talks to players"),
-        ("Professor Kenji Tanaka's lecture", "<person>'s lecture"),
-        ("Ludwig van Beethoven statue", "<person> statue"),
-        ("Maria de la Cruz painted a tree", "<person> painted a tree"),
-        ("selfie with jessica and michael", "selfie with <person> and <person>"),
-        ("selfie with jessica smith", "selfie with <person>"),
-        ("john and mary at the beach", "<person> and <person> at the beach"),
-        ("Mark 'Mom' Finley holding a sign", "<person> holding a sign"),
-        ("A man named Pedro rides a horse", "A man named <person> rides a horse"),
-        ("Jessica's dog on the beach", "<person>'s dog on the beach"),
-        ("Rose and Jessica at the park", "<person> and <person> at the park"),
-        ("Tom holding a cup", "<person> holding a cup"),
-        ("a red circle next to John Smith", "a red circle next to <person>"),
-        ("Abdullah bin Zayed Al Nahyan waves", "<person> waves"),
-        ("John F. Kennedy speaks", "<person> speaks"),
-        ("Mary-Kate's birthday", "<person>'s birthday"),
-        ("Sinéad O’Connor sings", "<person> sings"),
-        ("Ms. Nguyen teaches", "<person> teaches"),
-        ("Captain Jack Sparrow on a ship", "<person> on a ship"),
-        # not people
-        ("A Yorkie jumped into the air to catch a red ball", None),
-        ("A Jack Russell Terrier is measured for distance jumping", None),
-        ("A man and woman wear Mickey Mouse hats .", None),
-        ("A man and a woman wear mickey mouse ears at an event .", None),
-        ("A child dressed as Spiderman ringing a doorbell .", None),
-        ("A man dressed as Santa Claus", None),
-        ("Two big German Shephard dogs play in the water .", None),
-        ("The Irish Setter is retrieving a flashlight from the pond .", None),
-        ("A girl plays with a Hello Kitty balloon .", None),
-        ("A tri-colored dog jumps", None),
-        ("Tan dog on grass with mouth open", None),
-        ("Brown and white dog running", None),
-        ("A wild animal not found in America jumping through a field .", None),
-        ("A young child wearing a mask at Ivars .", None),
-        ("The man has a large Mohawk and is sitting outside .", None),
-        ("un pequeño círculo rosa", None),
-        ("A Corgi runs on the beach", None),
-    ],
-)
+RULE_CASES = [
+    ("Dr. Maria O'Connor holding a cup", "<person> holding a cup"),
+    ("Anna-Lena Schmidt and Omar Al-Sayed at the beach", "<person> and <person> at the beach"),
+    ("Mr. and Mrs. Smith dancing", "<person> dancing"),
+    ("Coach Carter talks to players", "<person> talks to players"),
+    ("Professor Kenji Tanaka's lecture", "<person>'s lecture"),
+    ("Ludwig van Beethoven statue", "<person> statue"),
+    ("Maria de la Cruz painted a tree", "<person> painted a tree"),
+    ("selfie with jessica and michael", "selfie with <person> and <person>"),
+    ("selfie with jessica smith", "selfie with <person>"),
+    ("john and mary at the beach", "<person> and <person> at the beach"),
+    ("Mark 'Mom' Finley holding a sign", "<person> holding a sign"),
+    ("A man named Pedro rides a horse", "A man named <person> rides a horse"),
+    ("Jessica's dog on the beach", "<person>'s dog on the beach"),
+    ("Rose and Jessica at the park", "<person> and <person> at the park"),
+    ("Tom holding a cup", "<person> holding a cup"),
+    ("a red circle next to John Smith", "a red circle next to <person>"),
+    ("Abdullah bin Zayed Al Nahyan waves", "<person> waves"),
+    ("John F. Kennedy speaks", "<person> speaks"),
+    ("Mary-Kate's birthday", "<person>'s birthday"),
+    ("Sinéad O’Connor sings", "<person> sings"),
+    ("Ms. Nguyen teaches", "<person> teaches"),
+    ("Captain Jack Sparrow on a ship", "<person> on a ship"),
+    # not people
+    ("A Yorkie jumped into the air to catch a red ball", None),
+    ("A Jack Russell Terrier is measured for distance jumping", None),
+    ("A man and woman wear Mickey Mouse hats .", None),
+    ("A man and a woman wear mickey mouse ears at an event .", None),
+    ("A child dressed as Spiderman ringing a doorbell .", None),
+    ("A man dressed as Santa Claus", None),
+    ("Two big German Shephard dogs play in the water .", None),
+    ("The Irish Setter is retrieving a flashlight from the pond .", None),
+    ("A girl plays with a Hello Kitty balloon .", None),
+    ("A tri-colored dog jumps", None),
+    ("Tan dog on grass with mouth open", None),
+    ("Brown and white dog running", None),
+    ("A wild animal not found in America jumping through a field .", None),
+    ("A young child wearing a mask at Ivars .", None),
+    ("The man has a large Mohawk and is sitting outside .", None),
+    ("un pequeño círculo rosa", None),
+    ("A Corgi runs on the beach", None),
+]
+
+
+@pytest.mark.parametrize(("caption", "expected"), RULE_CASES)
 def test_rules(person, caption, expected):
     assert person.substitute_batch([caption]) == [(expected or caption, expected is not None)]
 
@@ -249,6 +249,55 @@ def test_extra_first_names_extend_the_lexicon(person):
 def test_placeholder_is_configurable(person):
     custom = PersonNameSubstituter(FilterConfig(person_placeholder="[NAME]"))
     assert custom.substitute_batch(["Maria Lopez holding a red star"]) == [("[NAME] holding a red star", True)]
+
+
+# ------------------------------------------------------------------ NER only where it decides
+
+
+def _ner_everywhere(person: PersonNameSubstituter, captions: list[str]) -> list[tuple[str, bool]]:
+    """The definition: NER on every level-2 caption, the tokenizer alone on level 1."""
+    out = []
+    for caption in captions:
+        level = person._gate_level(caption)
+        if level == 0:
+            out.append((caption, False))
+        else:
+            nlp = person._nlp
+            out.append(person.substitute(nlp(caption) if level == 2 else nlp.make_doc(caption)))
+    return out
+
+
+def _gated_set(person: PersonNameSubstituter) -> list[str]:
+    """Rule cases, generated names, and real captions (title-cased too: many capitalised words)."""
+    rules = [c for c, _ in RULE_CASES]
+    generated = [c for c, _, _ in generated_set(person)][:300]
+    with shared_path("realdata", "flickr", "captions_all.tsv").open(encoding="utf-8", newline="") as fp:
+        real = [normalize_caption(row["caption"]) for row in csv.DictReader(fp, delimiter="\t")]
+    sample = random.Random(1).sample(real, 600)
+    titled = [c for c in real if person._gate_level(c) == 2] + [c.title() for c in sample]
+    return rules + generated + titled + ["Will and Rose", "Young Brown", "Tanaka Kenji smiles", "Florence at the park"]
+
+
+def test_ner_runs_only_where_a_verdict_depends_on_it(person):
+    captions = _gated_set(person)
+    levels = person.gate_levels(captions)
+    assert sum(level == 2 for level in levels) > 500
+    assert person.substitute_batch(captions) == _ner_everywhere(person, captions)
+    nlp = person._nlp
+    needing = [c for c, level in zip(captions, levels) if level == 2 and person.ner_decides(nlp.make_doc(c))]
+    assert 0 < len(needing) < sum(level == 2 for level in levels) / 2  # NER is skipped for most, not all
+    assert person.ner_decides(nlp.make_doc("Tom holding a cup"))
+    assert not person.ner_decides(nlp.make_doc("Maria Lopez holding a red star"))
+
+
+def test_gate_levels_do_not_depend_on_the_word_cache(person):
+    captions = _gated_set(person) + [c.lower() for c in _gated_set(person)[:200]] + ["a man named Bob", "Named Sue"]
+    warm = person.gate_levels(captions)  # the shared fixture has seen most of these words
+    cold = PersonNameSubstituter(FilterConfig())
+    cold.setup()
+    assert [cold._gate_level(c) for c in captions] == warm
+    assert [cold._gate_level(c) for c in captions] == warm  # now warm too
+    assert {0, 1, 2} <= set(warm)
 
 
 # ------------------------------------------------------------------ precision on real captions

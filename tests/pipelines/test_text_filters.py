@@ -409,3 +409,214 @@ def test_a_filter_reason_must_be_in_the_vocabulary():
     with pytest.raises(ValueError, match="unknown reject reason 'blurry'"):
         register(Blurry)
     assert "test_blurry" not in FILTERS
+
+
+# ------------------------------------------------------------------ fast paths = their definitions
+# Each shortcut of the text chain (module docstrings: "Speed") against the plain definition it
+# replaces, on captions chosen to reach both sides of every shortcut.
+
+HARD_CAPTIONS = [
+    "A dog runs on the beach .",
+    "A dog runs on the beach.",
+    "a black star.",
+    "“A purple diamond”, drawn.",
+    "Two skateboarders .",
+    "red blue green",
+    "IMG_0042.JPG",
+    "IMG_0042.JPG\n",
+    "DSC 01234",
+    "DSC 01234\n",
+    "dcim/100CANON",
+    "https://example.com/photo.jpg http://x.org",
+    "www.example.com",
+    "example.com/path",
+    "photo of example.com",
+    "0042",
+    "12/05/2019",
+    "",
+    "   ",
+    "ein kleiner roter Kreis über einem blauen Quadrat",
+    "un pequeño círculo rojo encima de un cuadrado azul",
+    "маленький красный круг",
+    "蓝色正方形上方的小红圈",
+    "İstanbul'da bir kedi",
+    "naïve café façade",
+    "a \u212a9 dog and a \u017fex toy",  # Kelvin sign, long s: case-folding corner cases
+    "A porn video still",
+    "adult\t\tcontent on a screen",
+    "an adult content warning",
+    "NSFW",
+    "sexy",
+    "Essex",
+    "a_b c-d e'f g\"h",
+    "tab\there and\x1b[31m escape\r\n",
+    "a b\x00c\u200bd",
+    "Maria Lopez holding a red star",
+    "<person> holding a cup",
+    "[NAME] sostiene una estrella",
+    "A man named Pedro rides a horse",
+    "Tom holding a cup",
+    "Rose and Jessica at the park",
+    "statue of Gandhi",
+    "A Corgi runs on the beach",
+    "selfie with jessica and michael",
+    "CAPITAL LETTERS ONLY HERE",
+    "Dr. Maria O'Connor holding a cup",
+    "&amp; &lt;b&gt; html &#x2019;s",
+    "<b>bold</b> &amp; <br/> text",
+    "cafÃ© on the corner",
+    "Ｆｕｌｌｗｉｄｔｈ text",
+    "x" * 40,
+]
+
+
+def varied_captions(n_real: int = 400) -> list[str]:
+    """HARD_CAPTIONS, and (with ../shared) real captions as written, title-cased, lower- and
+    upper-cased and with their punctuation glued to the words."""
+    import csv
+    import random
+
+    from support.shared import SHARED
+
+    out = list(HARD_CAPTIONS)
+    path = SHARED / "realdata" / "flickr" / "captions_all.tsv"
+    if path.exists():
+        with path.open(encoding="utf-8", newline="") as fp:
+            real = [row["caption"] for row in csv.DictReader(fp, delimiter="\t")]
+        rng = random.Random(0)
+        for c in rng.sample(real, n_real):
+            out += [c, c.title(), c.lower(), c.upper(), c.replace(" .", ".").replace(" ,", ",")]
+    return out
+
+
+def random_ascii(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    alphabet = [chr(c) for c in range(128)] + list("   aeiouAEIOU.,'-_&<>/:")
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(n)]
+
+
+def test_ftfy_changes_no_printable_ascii_without_an_entity():
+    import ftfy
+
+    samples = [s for s in random_ascii(5000) + varied_captions() if s.isascii() and s.isprintable() and "&" not in s]
+    assert len(samples) > 1000
+    assert [s for s in samples if ftfy.fix_text(s) != s] == []
+
+
+def test_word_splits_equal_the_regex():
+    from pipelines.filters.english import WORD, caption_words, lower_words
+
+    for s in random_ascii(5000) + varied_captions():
+        words = WORD.findall(s)
+        assert caption_words(s) == tuple(words), s
+        assert lower_words(s) == tuple(w.lower() for w in words), s
+
+
+def test_lid_text_equals_its_token_regex():
+    from pipelines.filters.not_english import _LID_TOKEN
+
+    for s in random_ascii(5000) + varied_captions():
+        assert lid_text(s) == " ".join(_LID_TOKEN.findall(s)), s
+
+
+def test_lid_asks_for_every_label_only_when_english_is_not_on_top(chain):
+    f = NotEnglish()
+    f.setup()
+    captions = [normalize_caption(c) for c in varied_captions()]
+    others = 0
+    for caption in captions:
+        labels, probs = f._model.predict(lid_text(caption), k=-1)  # the definition: every label
+        p_en = next((float(p) for label, p in zip(labels, probs) if label == "__label__en"), 0.0)
+        want = (labels[0][9:], float(probs[0]), p_en)
+        assert f.lid(caption) == want, caption
+        others += want[0] != "en"
+    assert others >= 20  # both branches of `lid` are exercised
+
+
+def test_sensitive_prefilter_equals_the_regex():
+    lists = [
+        None,
+        {"words": ["adult content", "porno"]},
+        {"words": ["c++", "sex"]},
+        {"words": ["\u017fex"]},
+        {"words": []},
+    ]
+    for options, prefiltered in zip(lists, (True, True, False, False, False)):
+        f = SensitiveWords(options)
+        assert (f._first_words is not None) == prefiltered, options
+        for s in random_ascii(3000) + varied_captions():
+            assert f.matches(s) == bool(f._pattern is not None and f._pattern.search(s)), (options, s)
+    assert SensitiveWords({"words": ["\u017fex"]}).matches("sex toy")  # IGNORECASE folds the long s
+    assert SensitiveWords({"words": ["adult content"]}).matches("adult\t\tcontent")
+
+
+def test_meaningless_prefilters_equal_the_patterns():
+    from pipelines.filters.meaningless_caption import _CAMERA, _FILE_NAME, _URLS, is_meaningless
+
+    def definition(s: str) -> bool:
+        return not any(ch.isalpha() for ch in s) or any(p.match(s) for p in (_FILE_NAME, *_CAMERA, _URLS))
+
+    extra = ["IMG_0042.jpeg\n", "a b c.png", "DSC_0042", "img 0.jpg", "PXL_20230101_123456", "WWW.X.COM", "ftp://x"]
+    samples = random_ascii(5000) + varied_captions() + extra + [s + "\n" for s in extra]
+    assert sum(is_meaningless(s) for s in samples) > 100
+    for s in samples:
+        assert is_meaningless(s) == definition(s), s
+
+
+def test_pos_table_gives_the_attribute_rulers_pos(chain):
+    f = SinglePos()
+    f.setup()
+    assert f._pos_rules is not None and f._skip == ("attribute_ruler",)
+    captions = [normalize_caption(c) for c in varied_captions()]
+    checked = 0
+    for doc in f._nlp.pipe(captions):  # the whole pipeline, attribute ruler included
+        for token in doc:
+            if token.is_alpha:
+                assert f._pos(token) == token.pos_, (token.text, token.tag_)
+                checked += 1
+    assert checked > 1000
+
+
+def test_english_ratio_equals_its_definition(chain):
+    import re
+
+    from pipelines.filters.english import PLACEHOLDER, WORD
+    from pipelines.filters.not_english import FOREIGN_FUNCTION_WORDS
+
+    words = EnglishWords()
+    words.setup()
+
+    def titlecase(w: str) -> bool:
+        return w[0].isupper() and (len(w) == 1 or w[1:].islower())
+
+    def definition(caption: str, foreign: frozenset[str]) -> float:
+        ws = WORD.findall(PLACEHOLDER.sub(" ", caption) if re.search(r"[<\[]", caption) else caption)
+        counted = []
+        for i, w in enumerate(ws):
+            english = words.is_english(w.lower())
+            if not english and titlecase(w) and (i > 0 or (i + 1 < len(ws) and titlecase(ws[i + 1]))):
+                continue
+            counted.append((w.lower(), english))
+        hits = sum(1 for low, english in counted if english and low not in foreign)
+        return hits / len(counted) if counted else 0.0
+
+    for caption in [normalize_caption(c) for c in varied_captions()] + ["<person> and [NAME] at the beach"]:
+        for foreign in (frozenset(), FOREIGN_FUNCTION_WORDS):
+            assert words.ratio(caption, foreign) == definition(caption, foreign), caption
+
+
+def test_chain_outputs_do_not_depend_on_batching_or_warm_caches():
+    """The batch path (one call, shared splits and caches, spaCy on docs in batches) against
+    one row per call on another chain: every field of every row identical."""
+    captions = varied_captions(n_real=120)
+    fresh = TextChain()
+    one_by_one = [fresh.run([{"caption": c, "key": str(i)}])[0] for i, c in enumerate(captions)]
+    batched = TextChain()
+    rows = [{"caption": c, "key": str(i)} for i, c in enumerate(captions)]
+    assert batched.run(rows) == one_by_one
+    assert batched.run(rows) == one_by_one  # warm: every per-word cache filled
+    reasons = {r["reason"] for r in one_by_one}
+    assert {None, "empty_caption", "meaningless_caption", "not_english", "single_pos", "sensitive"} <= reasons
+    assert sum(r["person_substituted"] for r in one_by_one) >= 5
