@@ -283,7 +283,7 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
             for p, (u, is_prior) in enumerate(inputs)
         },
         _map_task,
-        "dedup 1/3",
+        "dedup 1/4",
     )
     repeated = [storage.join(base, "repeated", f"b{b:05d}.parquet") for b in range(buckets)]
     edges = [storage.join(base, "edges", f"b{b:05d}.parquet") for b in range(buckets)]
@@ -295,7 +295,7 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
             for b in range(buckets)
         },
         _reduce_task,
-        "dedup 2/3",
+        "dedup 2/4",
     )
     gathered = [storage.join(base, "involved", f"p{p:05d}.parquet") for p in range(len(inputs))]
     run_tasks(
@@ -303,10 +303,10 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
         "dedup-gather",
         {f"{p:05d}": (u, is_prior, repeated, edges, gathered[p]) for p, (u, is_prior) in enumerate(inputs)},
         _gather_task,
-        "dedup 3/3",
+        "dedup 3/4",
     )
     out = storage.join(base, "duplicates.parquet")
-    run_tasks(wd, "dedup-resolve", {"all": (gathered, edges, out, max_hamming)}, _resolve_task, "dedup resolve")
+    run_tasks(wd, "dedup-resolve", {"all": (gathered, edges, out, max_hamming)}, _resolve_task, "dedup 4/4")
     return out
 
 

@@ -190,7 +190,7 @@ def apply_repeats(
         "repeat-map",
         {f"{p:05d}": (u, [frag(b, p) for b in range(buckets)]) for p, u in enumerate(inputs)},
         _hash_map_task,
-        "repeats 1/3",
+        "repeat count 1/3",
     )
     outs = {
         f"{b:05d}": (
@@ -199,14 +199,14 @@ def apply_repeats(
         )
         for b in range(buckets)
     }
-    run_tasks(wd, "repeat-reduce", outs, _hash_reduce_task, "repeats 2/3")
+    run_tasks(wd, "repeat-reduce", outs, _hash_reduce_task, "repeat count 2/3")
     final = [storage.join(base, "decided", f"part-{p:05d}.parquet") for p in range(len(parts))]
     run_tasks(
         wd,
         "repeat-apply",
         {f"{p:05d}": (u, [counts(p, b) for b in range(buckets)], final[p], cfg.to_dict()) for p, u in enumerate(parts)},
         _apply_task,
-        "repeats 3/3",
+        "repeat count 3/3",
     )
     return final
 

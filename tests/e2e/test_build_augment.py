@@ -20,8 +20,8 @@ from pipelines.sampleweb.corpus import generate
 from pipelines.webserver import CorpusServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-OWN_LINE = re.compile(
-    r"^((text|download|image|shard|views): +\d+%\|.*|build: .*|stage +in +kept .*|"
+OWN_LINE = re.compile(  # lipforge's bars are "lower-case name: NN%|..." (Ray's own start with a capital)
+    r"^([a-z][a-z0-9 /]*: +\d+%\|.*|build: .*|stage +in +kept .*|"
     r"(source|text|download|image|dedup|shard|total) +\d+ +\d+ +\d+.*)$"
 )
 
