@@ -6,6 +6,10 @@ grad scaler and step; every rank writes its RNG states. The data position is the
 batch per step per worker), from which the stream resumes exactly. Re-running the same
 command (same run.name and storage) resumes from the latest checkpoint; after a worker
 failure Ray restarts the group (FailureConfig.max_failures) and it resumes the same way.
+`ray.train.report` only uploads a checkpoint: Ray Train registers it (the one a restarted
+group gets from `get_checkpoint()`) when its controller next polls the workers, so after each
+report the loop waits until it is registered; a worker killed at any later step thus resumes
+from the newest checkpoint, never from an older one with the newer left unregistered.
 
 Before Ray starts, `launch` checks what a person can get wrong: the dataset version (and the
 eval one) exist, and they have every batch member the configured objectives read; such
@@ -316,6 +320,10 @@ def _save(
             checkpoint=ray.train.Checkpoint.from_directory(d),
             checkpoint_dir_name=f"checkpoint-{step:08d}",
         )
+    # `report` returns once the files are in storage, but Ray Train registers the checkpoint only
+    # when its controller next polls the workers (every ~2 s); a worker that dies before that loses
+    # it, and the restarted group resumes from an older one. Go on only once it is registered.
+    ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
 
 
 def _storage(uri: str) -> tuple[str, Any]:

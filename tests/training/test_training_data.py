@@ -1,6 +1,7 @@
 """Streaming shards: rank/worker split without overlap, batch contents, exact resume."""
 
 import collections
+import itertools
 
 import pytest
 import torch
@@ -107,6 +108,23 @@ def test_resume_from_a_batch_position_continues_the_exact_stream(corpus):
     for start in (5, 12, 13):
         assert keys_of(ShardStream(urls, spec, start_batch=start, **args), 20 - start) == full[start:]
     assert full[:12] != full[12:24]  # next epoch reshuffled
+
+
+def test_a_resumed_stream_repeats_every_sampled_caption_view_and_pixel(corpus):
+    """Not only the samples: the caption drawn from `caption_from`, the view drawn for a pattern
+    member and every tensor of each batch are those of the uninterrupted stream."""
+    _, urls = resolve_shards(corpus, "shapes@1")
+    spec = BatchSpec(image_size=32, caption_from=("txt", "bt.*", "eda*.txt"), members=("g*.jpg",))
+    args = dict(batch_size=4, samples_per_epoch=48, num_workers=2, seed=3, shuffle_buffer=8)
+    full = list(itertools.islice(make_loader(ShardStream(urls, spec, **args)), 16))
+    captions = {c for b in full for c in b["caption"]}
+    assert any(c.startswith("there is") for c in captions) and any(" the " not in c for c in captions)  # bt, eda
+    for start in (5, 12):
+        resumed = list(itertools.islice(make_loader(ShardStream(urls, spec, start_batch=start, **args)), 16 - start))
+        for a, b in zip(full[start:], resumed, strict=True):
+            assert a.keys() == b.keys()
+            for k in a:
+                assert torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k], (start, k)
 
 
 def test_missing_member_names_sample_and_shard(corpus):
