@@ -7,7 +7,8 @@ bucket's fragments from every part. The driver only passes file names and small
 per-task summaries; no row of data passes through it. A task whose marker exists is not
 run again (datatrove's `completions/`), so a killed build resumes each round where it
 stopped. Outputs never depend on how many tasks run at once or on which node: every task
-is a pure function of its input files.
+is a pure function of its input files. A task or actor lost with its node is run again
+(Ray's task retries; an actor pool's lost item goes to another actor), so a node fault costs time, not rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from catalog.console import progress
 from pipelines.stages.workdir import WorkDir
+
+ITEM_ATTEMPTS = 3  # actors an item may be sent to before its stage fails (each lost with its process or node)
 
 
 def bucket_of(value: str, buckets: int) -> int:
@@ -70,13 +73,40 @@ def run_actors(
 ) -> None:
     """Call a pool of at most `workers` actors of `actor_class(*args)` once per item (each actor
     loads its models once and takes the next item as it finishes one); `on_done(result)` as each
-    call returns. Only the items (file names) and the small results pass through the driver."""
+    call returns. Only the items (file names) and the small results pass through the driver.
+
+    An actor that dies (its process or its node lost) leaves the pool and its item goes back to
+    the queue for the others: every call rewrites its own part file from its input file, so
+    the result is the same. A new actor is started only when none is left (while the others
+    live, one could wait for a CPU that they hold). An item that has killed `ITEM_ATTEMPTS`
+    actors fails the stage, naming it.
+    """
     import ray
-    from ray.util import ActorPool
+    from ray.exceptions import ActorDiedError, ActorUnavailableError
 
     if not items:
         return
     remote = ray.remote(num_cpus=1)(actor_class)
-    pool = ActorPool([remote.remote(*args) for _ in range(max(1, min(workers, len(items))))])
-    for result in pool.map_unordered(lambda actor, item: actor.__call__.remote(item), items):
+    idle = [remote.remote(*args) for _ in range(max(1, min(workers, len(items))))]
+    queue = list(range(len(items)))
+    attempts = [0] * len(items)
+    running: dict[Any, tuple[Any, int]] = {}
+    while queue or running:
+        if not idle and not running:
+            idle.append(remote.remote(*args))
+        while queue and idle:
+            actor, i = idle.pop(0), queue.pop(0)
+            attempts[i] += 1
+            running[actor.__call__.remote(items[i])] = (actor, i)
+        ready, _ = ray.wait(list(running), num_returns=1)
+        actor, i = running.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except (ActorDiedError, ActorUnavailableError) as e:
+            if attempts[i] >= ITEM_ATTEMPTS:
+                raise RuntimeError(f"{actor_class.__name__}: {items[i]} failed on {attempts[i]} actors: {e}") from e
+            queue.insert(0, i)
+            ray.kill(actor, no_restart=True)
+            continue
+        idle.append(actor)
         on_done(result)
