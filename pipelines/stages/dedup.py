@@ -12,18 +12,22 @@ bands; two hashes within `max_hamming` bits agree exactly on at least one band
 `representatives` is that rule over lists in one process (`whatif` replays it on stored
 scores). A build runs the same rule as Ray tasks over part files (`dedup_parts`), with no
 per-image state in the driver:
-1. map, one task per part: every image's pHash and sha256, and each distinct pHash once
+1. map, one task per group of parts (about MAP_ROWS images): every image's pHash and sha256, and each distinct pHash once
    per band with the band's value, go to a hash bucket of the value;
 2. reduce, one task per bucket: values seen twice (identical pHash or bytes), and within
    each (band, value) group the pairs of distinct pHashes within `max_hamming` bits
    (the near-duplicate edges);
-3. gather, one task per part: the images holding such a value ("involved");
+3. gather, one task per map group: the images holding such a value ("involved");
 4. resolve, one task: the visit above over the involved images only, with identical
    pHashes grouped (the earliest-kept image of a pHash group and of its neighbouring
    groups answers for all of them). An image with a unique pHash, no near neighbour and
    unique bytes is kept and can be nobody's representative, so leaving it out changes
    nothing: the result equals `representatives` exactly, for any number of buckets,
    parts or workers. Its memory grows with the duplicated images, not the input.
+The map writes one fragment per (group, bucket): grouping parts into map tasks of
+MAP_ROWS images and sizing buckets at ROWS_PER_BUCKET map rows keeps that count at
+(images / MAP_ROWS) x (9 images / ROWS_PER_BUCKET): 800 x 1,800 at 400M images, not the
+400,000 x 18,000 of one map task per 1,000-image part (docs/scaling.md).
 
 `dedup.enabled: false` (`pass_dedup`) keeps every image: for a source that lists one image
 under several rows on purpose (an eval set with several captions per image).
@@ -44,7 +48,8 @@ from pipelines.stages.parts import bucket_of, run_tasks
 from pipelines.stages.workdir import WorkDir
 
 NODE_COLUMNS = ["row", "key", "sha256", "phash"]  # a dedup part: one candidate image per row
-ROWS_PER_BUCKET = 200_000  # map output rows per reduce task (sets the bucket count from the input size)
+ROWS_PER_BUCKET = 2_000_000  # map output rows per reduce task (sets the bucket count from the input size)
+MAP_ROWS = 500_000  # images per map (and gather) task: image parts are grouped up to about this many
 
 
 def bands(max_hamming: int) -> list[tuple[int, int]]:
@@ -234,8 +239,12 @@ def _read_nodes(uri: str, prior: bool) -> pa.Table:
     return t.append_column("prior", pa.array([prior] * t.num_rows, pa.bool_()))
 
 
-def _map_task(part: str, prior: bool, frags: list[str], max_hamming: int) -> dict:
-    nodes = _read_nodes(part, prior)
+def _read_group(group: list[tuple[str, bool]]) -> pa.Table:
+    return pa.concat_tables([_read_nodes(uri, prior) for uri, prior in group])
+
+
+def _map_task(group: list[tuple[str, bool]], frags: list[str], max_hamming: int) -> dict:
+    nodes = _read_group(group)
     for b, rows in scatter(nodes, len(frags), max_hamming).items():
         write_parquet(frags[b], rows)
     return {"images": nodes.num_rows}
@@ -248,10 +257,10 @@ def _reduce_task(frags: list[str], repeated_uri: str, edges_uri: str, max_hammin
     return {"repeated": repeated.num_rows, "edges": edges.num_rows}
 
 
-def _gather_task(part: str, prior: bool, repeated: list[str], edges: list[str], out: str) -> dict:
+def _gather_task(group: list[tuple[str, bool]], repeated: list[str], edges: list[str], out: str) -> dict:
     rep = pa.concat_tables([read_parquet(u) for u in repeated])
     near = pa.concat_tables([read_parquet(u) for u in edges])
-    nodes = involved(_read_nodes(part, prior), rep, near)
+    nodes = involved(_read_group(group), rep, near)
     write_parquet(out, nodes)
     return {"involved": nodes.num_rows}
 
@@ -267,21 +276,20 @@ def _resolve_task(gathered: list[str], edges: list[str], out: str, max_hamming: 
 def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, prior: str | None = None) -> str:
     """Run the four rounds of the module docstring over candidate part files (NODE_COLUMNS) and
     `prior` (key, sha256, phash of images kept before); returns the file of (row, duplicate_of)."""
-    inputs = [(u, False) for u in parts] + ([(prior, True)] if prior is not None else [])
     per_image = 2 + (max_hamming + 1 if max_hamming >= 0 else 0)  # map rows per image
     buckets = max(1, -(-images * per_image // ROWS_PER_BUCKET))
+    per_group = max(1, MAP_ROWS * len(parts) // max(1, images))  # parts per map task, from the mean part size
+    groups = [[(u, False) for u in parts[i : i + per_group]] for i in range(0, len(parts), per_group)]
+    groups += [[(prior, True)]] if prior is not None else []
     base = wd.path("dedup")
 
-    def frag(b: int, p: int) -> str:
-        return storage.join(base, "map", f"b{b:05d}", f"p{p:05d}.parquet")
+    def frag(b: int, g: int) -> str:
+        return storage.join(base, "map", f"b{b:05d}", f"g{g:05d}.parquet")
 
     run_tasks(
         wd,
         "dedup-map",
-        {
-            f"{p:05d}": (u, is_prior, [frag(b, p) for b in range(buckets)], max_hamming)
-            for p, (u, is_prior) in enumerate(inputs)
-        },
+        {f"{g:05d}": (group, [frag(b, g) for b in range(buckets)], max_hamming) for g, group in enumerate(groups)},
         _map_task,
         "dedup 1/4",
     )
@@ -291,17 +299,17 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
         wd,
         "dedup-reduce",
         {
-            f"{b:05d}": ([frag(b, p) for p in range(len(inputs))], repeated[b], edges[b], max_hamming)
+            f"{b:05d}": ([frag(b, g) for g in range(len(groups))], repeated[b], edges[b], max_hamming)
             for b in range(buckets)
         },
         _reduce_task,
         "dedup 2/4",
     )
-    gathered = [storage.join(base, "involved", f"p{p:05d}.parquet") for p in range(len(inputs))]
+    gathered = [storage.join(base, "involved", f"g{g:05d}.parquet") for g in range(len(groups))]
     run_tasks(
         wd,
         "dedup-gather",
-        {f"{p:05d}": (u, is_prior, repeated, edges, gathered[p]) for p, (u, is_prior) in enumerate(inputs)},
+        {f"{g:05d}": (group, repeated, edges, gathered[g]) for g, group in enumerate(groups)},
         _gather_task,
         "dedup 3/4",
     )

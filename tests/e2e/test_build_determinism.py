@@ -1,15 +1,24 @@
-"""The same input and config give the same version whatever the parallelism: one worker over
-one part versus two workers over five parts (and several dedup and shard buckets) publish
-the same tables row for row, byte-identical shards, and manifests equal apart from the
-creation time, the root and the Ray settings."""
+"""The same input and config give the same version whatever the parallelism and whatever
+fails on the way: one worker over one part, two workers over five parts (and several dedup
+and shard buckets), and a `ray job submit` build on a three-node cluster (infra/cluster.sh)
+whose worker node loses its raylet (SIGKILL) in the middle of the image stage publish the
+same tables row for row, byte-identical shards, and manifests equal apart from the creation
+time, the code version (a job's uploaded copy has no git commit), the root and the Ray
+settings: a node fault loses and repeats no sample."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from support.cluster import BIN, REPO, cluster_state, processes_under, run_script
 
 from pipelines.sampleweb.corpus import generate
 from pipelines.stages import dedup, pipeline, source, text
@@ -28,42 +37,100 @@ def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
     port = free_port()
     generate(out, n=N, seed=11, base_url=f"http://127.0.0.1:{port}")
-    with CorpusServer(out, port=port, slow_seconds=3):
+    with CorpusServer(out, port=port, slow_seconds=20):  # a slow URL always times out; a served one has 5 s
         yield out
 
 
-def _build(corpus: Path, root: Path, cpus: int) -> dict:
-    cfg = {
+def _config(corpus: Path, root: Path, cpus: int) -> dict:
+    return {
         "dataset": "det",
         "root": str(root),
         "source": {"urls": str(corpus / "urls.parquet")},
-        "download": {"samples_per_shard": 40, "timeout": 2},
+        "download": {"samples_per_shard": 40, "timeout": 5},
         "shard": {"samples_per_shard": 60},
         "ray": {"num_cpus": cpus},
     }
-    return run_build(BuildConfig.model_validate(cfg), log=lambda line: None)
+
+
+def _build(corpus: Path, root: Path, cpus: int) -> dict:
+    return run_build(BuildConfig.model_validate(_config(corpus, root, cpus)), log=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def one(corpus, tmp_path_factory) -> tuple[Path, dict]:
+    """The reference: one worker over one part."""
+    root = tmp_path_factory.mktemp("one")
+    return root, _build(corpus, root, cpus=1)
+
+
+def _assert_same_version(one: tuple[Path, dict], other: tuple[Path, dict]) -> None:
+    (root_a, a), (root_b, b) = one, other
+    a, b = _comparable(a), _comparable(b)
+    assert a.keys() == b.keys()
+    for key in sorted(a):  # the failing field named, not one long JSON diff
+        assert json.dumps(a[key], sort_keys=True) == json.dumps(b[key], sort_keys=True), key
+    for name in FILES:  # the same rows in the same order (written in as many row groups as parts)
+        rows_a = pq.read_table(root_a / "det" / "v1" / name).to_pylist()
+        assert rows_a and rows_a == pq.read_table(root_b / "det" / "v1" / name).to_pylist(), name
+    for shard in a["shards"]:
+        assert (root_a / "det" / shard["path"]).read_bytes() == (root_b / "det" / shard["path"]).read_bytes()
 
 
 def _comparable(manifest: dict) -> dict:
-    out = {k: v for k, v in manifest.items() if k not in ("created",)}
+    # code_version: a submitted job runs from an uploaded copy of the repository, without git's commit
+    out = {k: v for k, v in manifest.items() if k not in ("created", "code_version")}
     out["config"] = {k: v for k, v in manifest["config"].items() if k not in ("ray", "root")}
     return out
 
 
-def test_one_worker_one_part_equals_two_workers_five_parts(corpus, tmp_path, monkeypatch):
-    one = _build(corpus, tmp_path / "one", cpus=1)
-    # the driver sizes every round: 5 source parts, several repeat-count, dedup and shard-order buckets
+def test_one_worker_one_part_equals_two_workers_five_parts(corpus, one, tmp_path, monkeypatch):
+    assert one[1]["funnel"]["rejected"].get("duplicate_image") and len(one[1]["shards"]) >= 3
+    # the driver sizes every round: 5 source parts, several repeat-count, dedup and shard-order
+    # buckets, dedup map groups
     monkeypatch.setattr(source, "PART_ROWS", 70)
     monkeypatch.setattr(text, "ROWS_PER_BUCKET", 60)
     monkeypatch.setattr(dedup, "ROWS_PER_BUCKET", 500)
+    monkeypatch.setattr(dedup, "MAP_ROWS", 80)  # map tasks over groups of two or three image parts
     monkeypatch.setattr(pipeline, "BUCKET_ROWS", 40)
-    five = _build(corpus, tmp_path / "five", cpus=2)
-    assert json.dumps(_comparable(one), sort_keys=True) == json.dumps(_comparable(five), sort_keys=True)
-    assert one["funnel"]["rejected"].get("duplicate_image") and len(one["shards"]) >= 3
-    for name in FILES:  # the same rows in the same order (written in as many row groups as parts)
-        a = pq.read_table(tmp_path / "one" / "det" / "v1" / name)
-        b = pq.read_table(tmp_path / "five" / "det" / "v1" / name)
-        assert a.num_rows and a.to_pylist() == b.to_pylist(), name
-    for shard in one["shards"]:
-        a = (tmp_path / "one" / "det" / shard["path"]).read_bytes()
-        assert a == (tmp_path / "five" / "det" / shard["path"]).read_bytes()
+    _assert_same_version(one, (tmp_path / "five", _build(corpus, tmp_path / "five", cpus=2)))
+
+
+def _raylet_of(state: str, node: str) -> int:
+    raylets = [p for p, cmd in processes_under(f"{state}/ray/{node}/").items() if "/raylet " in f"{cmd} "]
+    assert len(raylets) == 1, raylets
+    return raylets[0]
+
+
+def test_a_build_on_three_nodes_that_loses_a_node_equals_the_one_worker_build(corpus, one, tmp_path):
+    with cluster_state() as env:
+        up = run_script(env, "up", timeout=240)
+        assert up.returncode == 0, up.stdout + up.stderr
+        state, env = env["LIPFORGE_CLUSTER_DIR"], {**env, "RAY_AUTH_MODE": "token"}
+        cfg = _config(corpus, tmp_path / "cluster", cpus=1)
+        del cfg["ray"]  # the cluster's CPUs: one per node
+        (tmp_path / "build.yaml").write_text(yaml.safe_dump(cfg))
+        dashboard = f"http://127.0.0.1:{env['LIPFORGE_CLUSTER_DASHBOARD_PORT']}"
+        job = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(REPO)]
+        job += ["--", "python", "-m", "pipelines", "build", str(tmp_path / "build.yaml")]
+        proc = subprocess.Popen(job, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        completions = tmp_path / "cluster" / "det" / ".work" / "v1" / "completions"
+        try:
+            deadline = time.time() + 400
+            while not (completions.is_dir() and any(p.name.startswith("image-") for p in completions.iterdir())):
+                assert proc.poll() is None, proc.communicate()[0][-3000:]
+                assert time.time() < deadline, "the build never reached its image stage"
+                time.sleep(0.2)
+            shards = json.loads((completions / "download").read_text())["shards"]
+            decided = sum(p.name.startswith("image-") for p in completions.iterdir())
+            os.kill(_raylet_of(state, "worker1"), signal.SIGKILL)  # the node's actors and tasks die with it
+            out, _ = proc.communicate(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, out[-3000:]
+        assert "succeeded" in out
+        assert decided < shards  # killed in the middle of the image stage
+        assert not completions.exists()  # the finished build removed its work folder
+    _assert_same_version(
+        one, (tmp_path / "cluster", json.loads((tmp_path / "cluster" / "det" / "v1" / "manifest.json").read_text()))
+    )
