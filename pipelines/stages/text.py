@@ -41,6 +41,7 @@ from pipelines.stages.workdir import WorkDir
 
 BATCH = 512  # captions per chain call
 ROWS_PER_BUCKET = 1_000_000  # caption hashes per repeat-count reduce task
+MAP_ROWS = 500_000  # rows per repeat-count map and apply task: text parts are grouped up to about this many
 FIELDS = {name: COLUMNS[name][0] for name in TEXT_SCORES}  # the chain's per-row scores
 SCHEMA = pa.schema(
     [
@@ -140,8 +141,8 @@ def pass_text(parts: list[dict[str, Any]], wd: WorkDir) -> list[str]:
     return outs
 
 
-def _hash_map_task(part: str, frags: list[str]) -> dict:
-    t = read_parquet(part, columns=["norm_hash"])
+def _hash_map_task(group: list[str], frags: list[str]) -> dict:
+    t = pa.concat_tables([read_parquet(u, columns=["norm_hash"]) for u in group])
     which = pa.array([bucket_of(h, len(frags)) for h in t.column("norm_hash").to_pylist()], pa.int32())
     for b, uri in enumerate(frags):
         write_parquet(uri, t.filter(pc.equal(which, b)))
@@ -149,7 +150,8 @@ def _hash_map_task(part: str, frags: list[str]) -> dict:
 
 
 def _hash_reduce_task(frags: list[str], outs: list[str | None]) -> dict:
-    """Count each hash over every input's fragment of this bucket; write each text part the counts of its hashes."""
+    """Count each hash over every group's fragment of this bucket; write each group of text
+    parts (`outs[g]`; None for a group of counted-only rows) the counts of its hashes."""
     tables = [read_parquet(f) for f in frags]
     counted = pa.concat_tables(tables).group_by("norm_hash").aggregate([([], "count_all")])
     counted = counted.rename_columns(["norm_hash", "repeat_count"])
@@ -160,42 +162,52 @@ def _hash_reduce_task(frags: list[str], outs: list[str | None]) -> dict:
     return {"hashes": counted.num_rows}
 
 
-def _apply_task(part: str, counts: list[str], out: str, cfg: dict[str, Any]) -> dict:
+def _apply_task(group: list[str], counts: list[str], outs: list[str], cfg: dict[str, Any]) -> dict:
+    """Decide each text part of one group with its hashes' counts (read once for the group)."""
     t = pa.concat_tables([read_parquet(u) for u in counts])
     lookup = dict(zip(t.column("norm_hash").to_pylist(), t.column("repeat_count").to_pylist()))
-    table = apply_whole_input(read_parquet(part), FilterConfig.model_validate(cfg), lookup)
-    write_parquet(out, table)
-    return {"rows": table.num_rows}
+    filters, rows = FilterConfig.model_validate(cfg), 0
+    for part, out in zip(group, outs, strict=True):
+        table = apply_whole_input(read_parquet(part), filters, lookup)
+        write_parquet(out, table)
+        rows += table.num_rows
+    return {"rows": rows}
 
 
 def apply_repeats(
     wd: WorkDir, parts: list[str], cfg: FilterConfig, rows: int, extra: list[str] | None = None
 ) -> list[str]:
     """The repeated-caption count as a distributed group-by on `norm_hash` (`pipelines.stages.parts`):
-    map each text part (and each `extra` file of hashes: rows counted but not decided, a
-    refresh's old rows) to hash buckets, count per bucket, then give every row of each part
-    its `repeat_count` and run the whole-input filters. Returns the decided part files."""
-    inputs = parts + (extra or [])
-    buckets = max(1, -(-(rows + sum(_rows(u) for u in extra or [])) // ROWS_PER_BUCKET))
+    map each group of text parts (about MAP_ROWS rows; and each `extra` file of hashes: rows
+    counted but not decided, a refresh's old rows) to hash buckets, count per bucket, then
+    give every row of each part its `repeat_count` and run the whole-input filters, one task
+    per group. Files per round: groups x buckets, (n / MAP_ROWS) x (n / ROWS_PER_BUCKET).
+    Returns the decided part files."""
+    extra = extra or []
+    buckets = max(1, -(-(rows + sum(_rows(u) for u in extra)) // ROWS_PER_BUCKET))
+    per_group = max(1, MAP_ROWS * len(parts) // max(1, rows))  # parts per group, from the mean part size
+    groups = [parts[i : i + per_group] for i in range(0, len(parts), per_group)]
+    decided = len(groups)
+    groups += [[u] for u in extra]
     base = wd.path("repeat")
 
-    def frag(b: int, p: int) -> str:
-        return storage.join(base, "map", f"b{b:05d}", f"p{p:05d}.parquet")
+    def frag(b: int, g: int) -> str:
+        return storage.join(base, "map", f"b{b:05d}", f"g{g:05d}.parquet")
 
-    def counts(p: int, b: int) -> str:
-        return storage.join(base, "counts", f"p{p:05d}", f"b{b:05d}.parquet")
+    def counts(g: int, b: int) -> str:
+        return storage.join(base, "counts", f"g{g:05d}", f"b{b:05d}.parquet")
 
     run_tasks(
         wd,
         "repeat-map",
-        {f"{p:05d}": (u, [frag(b, p) for b in range(buckets)]) for p, u in enumerate(inputs)},
+        {f"{g:05d}": (group, [frag(b, g) for b in range(buckets)]) for g, group in enumerate(groups)},
         _hash_map_task,
         "repeat count 1/3",
     )
     outs = {
         f"{b:05d}": (
-            [frag(b, p) for p in range(len(inputs))],
-            [counts(p, b) if p < len(parts) else None for p in range(len(inputs))],
+            [frag(b, g) for g in range(len(groups))],
+            [counts(g, b) if g < decided else None for g in range(len(groups))],
         )
         for b in range(buckets)
     }
@@ -204,7 +216,15 @@ def apply_repeats(
     run_tasks(
         wd,
         "repeat-apply",
-        {f"{p:05d}": (u, [counts(p, b) for b in range(buckets)], final[p], cfg.to_dict()) for p, u in enumerate(parts)},
+        {
+            f"{g:05d}": (
+                groups[g],
+                [counts(g, b) for b in range(buckets)],
+                final[g * per_group : g * per_group + len(groups[g])],
+                cfg.to_dict(),
+            )
+            for g in range(decided)
+        },
         _apply_task,
         "repeat count 3/3",
     )
