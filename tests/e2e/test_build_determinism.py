@@ -1,6 +1,7 @@
 """The same input and config give the same version whatever the parallelism and whatever
 fails on the way: one worker over one part, two workers over five parts (and several dedup
-and shard buckets), and a `ray job submit` build on a three-node cluster (infra/cluster.sh)
+and shard buckets), a build whose process group is SIGKILLed during its download and then
+re-run (which leaves no Ray process of either behind), and a `ray job submit` build on a three-node cluster (infra/cluster.sh)
 whose worker node loses its raylet (SIGKILL) in the middle of the image stage publish the
 same tables row for row, byte-identical shards, and manifests equal apart from the creation
 time, the code version (a job's uploaded copy has no git commit), the root and the Ray
@@ -12,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from support.cluster import BIN, REPO, cluster_state, processes_under, run_script
+from support.processes import still_running
 
 from pipelines.sampleweb.corpus import generate
 from pipelines.stages import dedup, pipeline, source, text
@@ -86,13 +89,38 @@ def _comparable(manifest: dict) -> dict:
 def test_one_worker_one_part_equals_two_workers_five_parts(corpus, one, tmp_path, monkeypatch):
     assert one[1]["funnel"]["rejected"].get("duplicate_image") and len(one[1]["shards"]) >= 3
     # the driver sizes every round: 5 source parts, several repeat-count, dedup and shard-order
-    # buckets, dedup map groups
+    # buckets, repeat-count and dedup task groups
     monkeypatch.setattr(source, "PART_ROWS", 70)
     monkeypatch.setattr(text, "ROWS_PER_BUCKET", 60)
+    monkeypatch.setattr(text, "MAP_ROWS", 140)  # repeat-count tasks over groups of two parts
     monkeypatch.setattr(dedup, "ROWS_PER_BUCKET", 500)
     monkeypatch.setattr(dedup, "MAP_ROWS", 80)  # map tasks over groups of two or three image parts
     monkeypatch.setattr(pipeline, "BUCKET_ROWS", 40)
     _assert_same_version(one, (tmp_path / "five", _build(corpus, tmp_path / "five", cpus=2)))
+
+
+def test_a_build_killed_during_its_download_and_re_run_equals_the_one_worker_build(corpus, one, tmp_path):
+    cfg_path = tmp_path / "build.yaml"
+    cfg_path.write_text(yaml.safe_dump(_config(corpus, tmp_path / "killed", cpus=2)))
+    cmd = [sys.executable, "-m", "pipelines", "build", str(cfg_path)]
+    raw = tmp_path / "killed" / "det" / ".work" / "v1" / "download" / "raw"
+    # Ray's processes inherit the driver's environment: the marker finds every one of them
+    env = {name: dict(os.environ, LIPFORGE_TEST_RUN=f"{name}-{tmp_path.name}") for name in ("killed", "rerun")}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env["killed"], start_new_session=True, **quiet)
+    deadline = time.time() + 300
+    while not (raw.exists() and any(p.name.endswith("_stats.json") for p in raw.iterdir())):
+        assert proc.poll() is None, "the build finished before it could be killed"
+        assert time.time() < deadline, "the build never reached its download"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "det" / "v1" / "manifest.json").exists()
+    subprocess.run(cmd, cwd=REPO, env=env["rerun"], check=True, timeout=600, **quiet)
+    for marker in env.values():  # neither the killed build nor its re-run left a Ray process
+        assert still_running("LIPFORGE_TEST_RUN", marker["LIPFORGE_TEST_RUN"]) == []
+    manifest = json.loads((tmp_path / "killed" / "det" / "v1" / "manifest.json").read_text())
+    _assert_same_version(one, (tmp_path / "killed", manifest))
 
 
 def _raylet_of(state: str, node: str) -> int:

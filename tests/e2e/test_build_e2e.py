@@ -1,27 +1,20 @@
 """End to end: the sample web corpus served on 127.0.0.1, a real local Ray, img2dataset, the filter chain.
 
-One module-scoped build is shared by the truth, accounting, shard-format and privacy tests;
-the resume test kills a second build (a real subprocess, SIGKILL) and compares its re-run
-with the first.
+One module-scoped build is shared by the truth, accounting, shard-format and privacy tests
+(a killed build's re-run is in test_build_determinism).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from support.corpus_names import raw_names
 from support.moto import moto_s3
 
@@ -33,7 +26,6 @@ from pipelines.stages.pipeline import built_before, run_build
 from pipelines.webserver import CorpusServer, free_port
 
 N = 2000
-REPO = Path(__file__).resolve().parents[2]
 
 
 def build_config(corpus: Path, root: Path) -> dict:
@@ -224,32 +216,6 @@ def test_no_raw_name_anywhere(corpus, built):
             texts += [json.dumps(table.to_pydict(), default=str).encode("utf-8")]
         leaks += [(str(path), n) for n in names for t in texts if n.encode("utf-8") in t]
     assert leaks == []
-
-
-def test_resume_after_sigkill_gives_same_outputs(corpus, built, tmp_path):
-    root, manifest = built
-    cfg_path = tmp_path / "build.yaml"
-    cfg_path.write_text(yaml.safe_dump(build_config(corpus, tmp_path / "root")))
-    cmd = [sys.executable, "-m", "pipelines", "build", str(cfg_path)]
-    raw = tmp_path / "root" / "e2e" / ".work" / "v1" / "download" / "raw"
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (raw.exists() and any(p.name.endswith("_stats.json") for p in raw.iterdir())):
-        assert proc.poll() is None, "the build finished before it could be killed"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "root" / "e2e" / "v1" / "manifest.json").exists()
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=600)
-    again = tmp_path / "root" / "e2e" / "v1"
-    first = _version_dir(root)
-    for name in ("kept.parquet", "rejects.parquet"):
-        a = pq.read_table(first / name).to_pylist()
-        b = pq.read_table(again / name).to_pylist()
-        assert a == b, name
-    m2 = json.loads((again / "manifest.json").read_text())
-    assert [(s["path"], s["sha256"]) for s in m2["shards"]] == [(s["path"], s["sha256"]) for s in manifest["shards"]]
-    assert m2["funnel"] == manifest["funnel"]
 
 
 @pytest.fixture()
