@@ -53,7 +53,9 @@ def ray_session(
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
+                # "local": a Ray of its own, even where `ray start` left a cluster on this
+                # machine (a bare `ray.init()` would join that one instead)
+                ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
             started = True
             if quiet:  # into the job's log: where the workers' own logs are
                 print(f"lipforge: Ray worker logs are under {_session_logs()}", file=sys.stderr, flush=True)
