@@ -8,17 +8,18 @@ text-only version of other shapes; the visual tokenizer is built by the real
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from support.raytrain import kill_a_worker_when, registered
+from support.cluster import BIN, REPO, cluster_state, descendants, processes_under, run_script
+from support.raytrain import assert_own_lines_only, kill_a_worker_when, registered
 from support.training_corpus import write_unimodal, write_version
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 DECLIP = """dataset: shapes@latest
 root: ./data
@@ -89,10 +90,10 @@ def workdir(tmp_path_factory):
     return d
 
 
-def train(workdir, config, *overrides, wait=True):
+def train(workdir, config, *overrides, wait=True, env=ENV):
     cmd = [sys.executable, "-m", "training", "train", config] + [a for o in overrides for a in ("--set", o)]
     proc = subprocess.Popen(
-        cmd, cwd=workdir, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     if not wait:
         return proc
@@ -163,19 +164,42 @@ def test_flava_mixture_learns_each_objective_on_its_own_batches(workdir):
     assert seen["images@1"] > 0 and seen["texts@1"] > 0
 
 
+def _flat(state) -> torch.Tensor:
+    """Every floating-point tensor of a nested state dict, in key order, as one vector."""
+    if torch.is_tensor(state):
+        return state.double().flatten() if state.is_floating_point() else torch.zeros(0, dtype=torch.float64)
+    items = sorted(state.items()) if isinstance(state, dict) else enumerate(state) if isinstance(state, list) else ()
+    return torch.cat([torch.zeros(0, dtype=torch.float64), *(_flat(v) for _, v in items)])
+
+
 def last_per_step(rows):
     return {r["step"]: r for r in rows}
 
 
-def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninterrupted_run(workdir):
+@pytest.fixture(scope="module")
+def straight_state(workdir):
+    """The uninterrupted run both kill tests are compared with."""
     train(workdir, "resume.yaml", "steps=50", "run.name=straight")
-    proc = train(workdir, "resume.yaml", "steps=50", "run.name=killed", wait=False)
+    return torch.load(workdir / "ckpt" / "straight" / "checkpoint-00000050" / "state.pt", weights_only=False)
+
+
+def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninterrupted_run(workdir, straight_state):
+    # the killed run's Ray Train controller polls its workers every 5 s, not 2 (a busy cluster):
+    # a loop that went on before its checkpoint was registered would resume from step 0
+    slow_poll = dict(ENV, RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="5")
+    proc = train(workdir, "resume.yaml", "steps=50", "run.name=killed", wait=False, env=slow_poll)
     checkpoint = workdir / "ckpt" / "killed" / "checkpoint-00000020"
-    kill_a_worker_when(
-        proc,
-        lambda: any(r["step"] >= 22 for r in metrics(workdir, "killed")) and registered(checkpoint),
-        "step 22 and the step-20 checkpoint",
-    )
+    seen: dict[str, bool] = {}
+
+    def ready() -> bool:
+        steps = [r["step"] for r in metrics(workdir, "killed")]
+        if max(steps, default=0) > 20 and "step 21" not in seen:
+            seen["step 21"] = registered(checkpoint)  # step 21 runs only once step 20's is registered
+        return max(steps, default=0) >= 22
+
+    out = kill_a_worker_when(proc, ready, "step 22")
+    assert seen == {"step 21": True}
+    assert_own_lines_only(out, workdir, "killed")  # a worker's death and the restart stay in ray.log
     assert summary(workdir, "killed")["steps_this_attempt"] == 30  # resumed from the step-20 checkpoint
     killed, straight = metrics(workdir, "killed"), last_per_step(metrics(workdir, "straight"))
     assert [r["step"] for r in killed].count(22) == 2  # steps after the checkpoint ran twice
@@ -191,8 +215,62 @@ def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninter
     assert saved["data"]["sampler"] == {"seed": 0, "step": 20} and sum(saved["data"]["positions"].values()) == 20
     assert saved["objectives"]["declip_nns.queue.count"].item() > 0
     final_killed = torch.load(workdir / "ckpt" / "killed" / "checkpoint-00000050" / "state.pt", weights_only=False)
-    final_straight = torch.load(workdir / "ckpt" / "straight" / "checkpoint-00000050" / "state.pt", weights_only=False)
+    final_straight = straight_state
     assert final_killed["data"] == final_straight["data"]
+    for part in ("model", "optimizer"):  # the same state, batches and RNG draws: bit for bit
+        assert torch.equal(_flat(final_killed[part]), _flat(final_straight[part])), part
     for key, value in final_straight["objectives"].items():
         if key.startswith(("declip_nns.queue", "flava_mim.tokenizer")):
             assert torch.equal(final_killed["objectives"][key], value), key
+
+
+def _node_of(pid: int, state: str) -> str:
+    """The cluster node (head, worker1, ...) whose `ray start` process `pid` runs under."""
+    nodes = {p.stem: int(p.read_text()) for p in (Path(state) / "pids").glob("*.pid")}
+    return next(name for name, root in nodes.items() if pid in descendants({root}))
+
+
+def test_a_run_whose_worker_node_dies_resumes_on_another_node_bit_identical(workdir, straight_state):
+    """`ray job submit` on a three-node cluster (infra/cluster.sh; the head takes no work): the
+    raylet of the node running the Ray Train worker is SIGKILLed after the step-20 checkpoint;
+    FailureConfig restarts the group on the other node, which resumes from step 20 and ends
+    with the uninterrupted run's model, optimiser and data state, bit for bit."""
+    with cluster_state(head_cpus=0) as env:
+        up = run_script(env, "up", timeout=240)
+        assert up.returncode == 0, up.stdout + up.stderr
+        state, env = env["LIPFORGE_CLUSTER_DIR"], {**env, "RAY_AUTH_MODE": "token"}
+        dashboard = f"http://127.0.0.1:{env['LIPFORGE_CLUSTER_DASHBOARD_PORT']}"
+        where = {"root": workdir / "data", "checkpoint.storage": workdir / "ckpt", "run.log_dir": workdir / "logs"}
+        sets = [a for k, v in where.items() for a in ("--set", f"{k}={v}")]  # the job runs in a copy of the repo
+        cmd = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(REPO), "--"]
+        cmd += ["python", "-m", "training", "train", str(workdir / "resume.yaml"), "--set", "steps=50"]
+        cmd += ["--set", "run.name=node", *sets]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        checkpoint = workdir / "ckpt" / "node" / "checkpoint-00000020"
+        killed: list[str] = []
+
+        def ready() -> bool:
+            return any(r["step"] >= 22 for r in metrics(workdir, "node")) and registered(checkpoint)
+
+        def kill_the_node(pid: int) -> None:
+            node = _node_of(pid, state)
+            killed.append(node)
+            raylets = [p for p, c in processes_under(f"{state}/ray/{node}/").items() if "/raylet " in f"{c} "]
+            os.kill(raylets[0], signal.SIGKILL)
+
+        out = kill_a_worker_when(proc, ready, "step 22 and the step-20 checkpoint", kill=kill_the_node)
+    assert killed and killed[0].startswith("worker"), killed
+    assert "succeeded" in out, out[-3000:]
+    assert summary(workdir, "node")["steps_this_attempt"] == 30  # resumed from the step-20 checkpoint
+    final = torch.load(workdir / "ckpt" / "node" / "checkpoint-00000050" / "state.pt", weights_only=False)
+    assert final["data"] == straight_state["data"]
+    for part in ("model", "optimizer"):
+        assert torch.equal(_flat(final[part]), _flat(straight_state[part])), part

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.raytrain import kill_a_worker_when, registered
+from support.raytrain import assert_own_lines_only
 from support.training_corpus import write_version
 
 from catalog import models
@@ -50,21 +50,6 @@ def train(workdir, *overrides, wait=True):
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     return out
-
-
-OWN_LINE = re.compile(
-    r"^(train: +\d+%\|.*|run \S+: step \d+, .*|loss: start .*|  \w+: [\d.]+ -> [\d.]+|checkpoint: .*|summary: .*|full log: .*"
-    r"|evaluation at step \d+|eval set \S+|every metric: .*|  \S+ +[\d.]+( +\(chance .*\))?|  note: .*|  word-patch drawing: .*)$"
-)
-
-
-def assert_own_lines_only(out, workdir, name):
-    """Every console line is lipforge's: bar updates, the summary JSON, the loss and log lines."""
-    lines = [line for line in re.split(r"[\r\n]", out) if line.strip()]
-    foreign = [line for line in lines if not OWN_LINE.match(line)]
-    assert not foreign, foreign[:10]
-    log = workdir / "logs" / name / "ray.log"
-    assert f"full log: {log}" in out and log.is_file()
 
 
 def summary(workdir, name):
@@ -136,30 +121,3 @@ def test_tiny_clip_learns_and_rerunning_resumes(workdir):
     assert "probe/shape_colour/top1" in run["evals"][-1]["metrics"]
     bad = subprocess.run([*cmd[:4], "no-such-run"], cwd=workdir, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
-
-
-def test_killed_worker_resumes_from_last_checkpoint(workdir):
-    proc = train(
-        workdir,
-        "steps=60",
-        "run.name=kill",
-        "run.workers=2",
-        "run.max_failures=1",
-        "objectives.filip.weight=0.5",
-        "checkpoint.every_steps=20",
-        "eval.sets=[]",
-        "batch_size=16",
-        wait=False,
-    )
-    checkpoint = workdir / "ckpt" / "kill" / "checkpoint-00000020"
-    out = kill_a_worker_when(
-        proc,
-        lambda: any(s >= 25 for s in logged_steps(workdir, "kill")) and registered(checkpoint),
-        "step 25 and the step-20 checkpoint",
-    )
-    assert_own_lines_only(out, workdir, "kill")
-    s = summary(workdir, "kill")
-    assert s["step"] == 60
-    assert s["steps_this_attempt"] == 40  # resumed from the step-20 checkpoint
-    steps = logged_steps(workdir, "kill")
-    assert steps[-1] == 60 and steps.count(25) == 2  # steps after the checkpoint were run twice

@@ -1,13 +1,16 @@
-"""Finding Ray Train's worker processes of a training run started from a test (to kill one)."""
+"""Ray Train runs started from a test: finding their worker processes (to kill one), and checking
+that a run's console carries only lipforge's lines."""
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 
 def ray_train_worker_pids(root_pid: int) -> list[int]:
-    """Descendants of `root_pid` whose command line names Ray Train's worker actor."""
+    """Descendants of `root_pid` whose command line names Ray Train's worker actor: the actors
+    themselves, not their dataloader workers (forked children that inherit the command line)."""
     children: dict[int, list[tuple[int, str]]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -20,9 +23,10 @@ def ray_train_worker_pids(root_pid: int) -> list[int]:
     found, todo = [], [root_pid]
     while todo:
         for pid, cmd in children.get(todo.pop(), []):
-            todo.append(pid)
             if "RayTrainWorker" in cmd:
                 found.append(pid)
+            else:
+                todo.append(pid)
     return found
 
 
@@ -33,20 +37,36 @@ def registered(checkpoint: Path) -> bool:
     return checkpoint.is_dir() and snapshot.is_file() and checkpoint.name in snapshot.read_text()
 
 
-def kill_a_worker_when(proc, ready, what: str, timeout_s: float = 500) -> str:
+def kill_a_worker_when(proc, ready, what: str, timeout_s: float = 500, kill=None) -> str:
     """Wait until `ready()` holds while the run `proc` (a CLI subprocess in its own session)
-    goes on, SIGKILL one of its Ray Train workers, and return the run's output once it ends."""
+    goes on, SIGKILL one of its Ray Train workers (or call `kill(worker pid)`: e.g. to kill
+    the worker's node), and return the run's output once it ends."""
     try:
         deadline = time.time() + timeout_s
         while not ready():
             assert proc.poll() is None and time.time() < deadline, f"run ended or stalled before {what}"
             time.sleep(0.2)
-        victims = ray_train_worker_pids(proc.pid)
+        victims = ray_train_worker_pids(proc.pid) or ray_train_worker_pids(1)
         assert victims, "no RayTrainWorker process found"
-        os.kill(victims[0], signal.SIGKILL)
+        (kill or (lambda pid: os.kill(pid, signal.SIGKILL)))(victims[0])
         out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out[-3000:]
     return out
+
+
+OWN_LINE = re.compile(
+    r"^(train: +\d+%\|.*|run \S+: step \d+, .*|loss: start .*|  \w+: [\d.]+ -> [\d.]+|checkpoint: .*|summary: .*|full log: .*"
+    r"|evaluation at step \d+|eval set \S+|every metric: .*|  \S+ +[\d.]+( +\(chance .*\))?|  note: .*|  word-patch drawing: .*)$"
+)
+
+
+def assert_own_lines_only(out, workdir, name):
+    """Every console line is lipforge's: bar updates, the summary JSON, the loss and log lines."""
+    lines = [line for line in re.split(r"[\r\n]", out) if line.strip()]
+    foreign = [line for line in lines if not OWN_LINE.match(line)]
+    assert not foreign, foreign[:10]
+    log = workdir / "logs" / name / "ray.log"
+    assert f"full log: {log}" in out and log.is_file()
