@@ -335,6 +335,14 @@ def _storage(uri: str) -> tuple[str, Any]:
     return uri[len("s3://") :], fs
 
 
+def _checkpoint_uri(cfg: TrainConfig, path: str) -> str:
+    """Where a checkpoint Ray Train reports lives, as lipforge names it: Ray gives an S3 one as
+    a path inside the bucket (its filesystem is S3), so the scheme is put back."""
+    if cfg.checkpoint.storage.startswith("s3://") and not path.startswith("s3://"):
+        return "s3://" + path.lstrip("/")
+    return path
+
+
 def _quiet_without_dashboard() -> None:
     """Without a dashboard Ray Train's placement-group cleaner warns every second that the
     state API is unavailable; a local run does not need that monitor's queries."""
@@ -471,7 +479,7 @@ def launch(cfg: TrainConfig) -> dict[str, Any]:
         run=cfg.run.name,
         root=cfg.root,
         objectives={n: s.weight for n, s in cfg.objectives.items()},
-        checkpoint=result.checkpoint.path if result.checkpoint else None,
+        checkpoint=_checkpoint_uri(cfg, result.checkpoint.path) if result.checkpoint else None,
         log_dir=log_dir,
         log=captured,
     )
@@ -496,7 +504,8 @@ def record_lineage(cfg: TrainConfig, result: Any = None, summary: dict | None = 
         fields.update(summary=summary, step=summary.get("step"))
     if result is not None:
         fields["checkpoints"] = [
-            {"step": int(m.get("step", 0)), "path": c.path} for c, m in (result.best_checkpoints or [])
+            {"step": int(m.get("step", 0)), "path": _checkpoint_uri(cfg, c.path)}
+            for c, m in (result.best_checkpoints or [])
         ]
     models.record_run(
         cfg.root,

@@ -19,7 +19,10 @@ def moto_s3(bucket: str, extra_env: dict[str, str] | None = None) -> Iterator[st
     from pipelines.webserver import free_port
 
     port = free_port()
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    # this venv's moto first: another on PATH (e.g. a pyenv shim's older moto) may reject the
+    # multipart uploads of pyarrow's S3 client that Ray Train uses
+    ours = Path(sys.executable).parent / "moto_server"
+    exe = str(ours) if ours.exists() else shutil.which("moto_server") or str(ours)
     proc = subprocess.Popen(
         [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
