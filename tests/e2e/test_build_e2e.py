@@ -12,11 +12,9 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support.corpus_names import raw_names
-from support.moto import moto_s3
 
 from catalog.keys import sample_key
 from catalog.reasons import KEEP
@@ -216,47 +214,3 @@ def test_no_raw_name_anywhere(corpus, built):
             texts += [json.dumps(table.to_pydict(), default=str).encode("utf-8")]
         leaks += [(str(path), n) for n in names for t in texts if n.encode("utf-8") in t]
     assert leaks == []
-
-
-@pytest.fixture()
-def s3_env():
-    with moto_s3("lipforge-build") as bucket:
-        yield bucket
-
-
-def test_build_on_s3(corpus, s3_env):
-    """Source and root on S3 (moto); a 300-row slice, so only rows outside groups have a fixed truth."""
-    from catalog import storage
-
-    table = pq.read_table(corpus / "urls.parquet").slice(0, 300)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    storage.write_bytes(f"{s3_env}/in/urls.parquet", sink.getvalue().to_pybytes())
-    cfg = build_config(corpus, Path("unused"))
-    cfg.update(
-        root=f"{s3_env}/datasets", source={"urls": f"{s3_env}/in/urls.parquet"}, shard={"samples_per_shard": 100}
-    )
-    manifest = run_build(BuildConfig.model_validate(cfg))
-    vdir = f"{s3_env}/datasets/e2e/v1"
-    assert storage.read_json(f"{vdir}/manifest.json") == manifest
-    assert manifest["funnel"]["in"] == 300 == manifest["funnel"]["kept"] + sum(manifest["funnel"]["rejected"].values())
-    with storage.open_read(f"{vdir}/rejects.parquet") as f:
-        rejects = {r["key"]: r["reason"] for r in pq.read_table(f).to_pylist()}
-    truth = [
-        t
-        for t in pq.read_table(corpus / "truth.parquet").slice(0, 300).to_pylist()
-        if t["dup_group"] is None and t["category"] != "repeated_caption"
-    ]
-    wrong = [
-        (t["category"], t["fate"], rejects.get(sample_key(t["url"]), KEEP))
-        for t in truth
-        if rejects.get(sample_key(t["url"]), KEEP) != t["fate"]
-    ]
-    assert wrong == []
-    total = 0
-    for shard in manifest["shards"]:
-        data = storage.read_bytes(f"{s3_env}/datasets/e2e/{shard['path']}")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            total += len(tar.getnames()) // 3
-    assert total == manifest["samples"] == manifest["funnel"]["kept"]
-    assert not storage.exists(f"{s3_env}/datasets/e2e/.work/v1/config.json")
