@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from catalog import storage
 from catalog.parquet import read_parquet, write_parquet
 from pipelines.phash import hamming
-from pipelines.stages.parts import bucket_of, run_tasks
+from pipelines.stages.parts import bucket_of, groups_of, run_tasks
 from pipelines.stages.workdir import WorkDir
 
 NODE_COLUMNS = ["row", "key", "sha256", "phash"]  # a dedup part: one candidate image per row
@@ -278,8 +278,7 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
     `prior` (key, sha256, phash of images kept before); returns the file of (row, duplicate_of)."""
     per_image = 2 + (max_hamming + 1 if max_hamming >= 0 else 0)  # map rows per image
     buckets = max(1, -(-images * per_image // ROWS_PER_BUCKET))
-    per_group = max(1, MAP_ROWS * len(parts) // max(1, images))  # parts per map task, from the mean part size
-    groups = [[(u, False) for u in parts[i : i + per_group]] for i in range(0, len(parts), per_group)]
+    groups = [[(parts[i], False) for i in r] for r in groups_of(len(parts), images, MAP_ROWS)]
     groups += [[(prior, True)]] if prior is not None else []
     base = wd.path("dedup")
 

@@ -28,6 +28,13 @@ def bucket_of(value: str, buckets: int) -> int:
     return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "big") % buckets
 
 
+def groups_of(n_parts: int, rows: int, max_rows: int) -> list[range]:
+    """Consecutive part indices in groups of about `max_rows` rows (from the mean part size):
+    one map/apply task per group keeps a round's files at groups x buckets, not parts x buckets."""
+    size = max(1, max_rows * n_parts // max(1, rows))
+    return [range(i, min(i + size, n_parts)) for i in range(0, n_parts, size)]
+
+
 def run_tasks(
     wd: WorkDir,
     name: str,

@@ -35,7 +35,7 @@ from catalog.scores import COLUMNS
 from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
 from pipelines.filters.config import FilterConfig
-from pipelines.stages.parts import bucket_of, run_actors, run_tasks
+from pipelines.stages.parts import bucket_of, groups_of, run_actors, run_tasks
 from pipelines.stages.source import kept_fields
 from pipelines.stages.workdir import WorkDir
 
@@ -185,10 +185,9 @@ def apply_repeats(
     Returns the decided part files."""
     extra = extra or []
     buckets = max(1, -(-(rows + sum(_rows(u) for u in extra)) // ROWS_PER_BUCKET))
-    per_group = max(1, MAP_ROWS * len(parts) // max(1, rows))  # parts per group, from the mean part size
-    groups = [parts[i : i + per_group] for i in range(0, len(parts), per_group)]
-    decided = len(groups)
-    groups += [[u] for u in extra]
+    ranges = groups_of(len(parts), rows, MAP_ROWS)
+    groups = [[parts[i] for i in r] for r in ranges] + [[u] for u in extra]
+    decided = len(ranges)
     base = wd.path("repeat")
 
     def frag(b: int, g: int) -> str:
@@ -220,7 +219,7 @@ def apply_repeats(
             f"{g:05d}": (
                 groups[g],
                 [counts(g, b) for b in range(buckets)],
-                final[g * per_group : g * per_group + len(groups[g])],
+                [final[i] for i in ranges[g]],
                 cfg.to_dict(),
             )
             for g in range(decided)

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.stages.dedup import NODE_COLUMNS, involved, reduce_bucket, representatives, resolve, scatter
+from pipelines.stages.parts import groups_of
 
 
 def corpus(seed: int, n: int = 400):
@@ -98,3 +99,13 @@ def test_only_images_with_a_duplicate_relation_reach_the_resolve_step():
     assert involved_rows == 4
     assert got[7] == keys[3] and got[50] == keys[40]
     assert sum(r is not None for r in got) == 2
+
+
+@pytest.mark.parametrize(
+    ("n_parts", "rows", "max_rows"), [(1, 10, 100), (7, 70, 20), (40, 400_000, 50_000), (5, 0, 10)]
+)
+def test_groups_of_cover_every_part_once_in_order_near_the_row_target(n_parts, rows, max_rows):
+    groups = groups_of(n_parts, rows, max_rows)
+    assert [i for r in groups for i in r] == list(range(n_parts))
+    mean = rows / n_parts
+    assert all(len(r) * mean <= max(max_rows, mean) for r in groups)
