@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from ray._common.utils import get_ray_address_file
 
 from catalog.raysession import RayConfig, ray_session
 from pipelines.webserver import free_port
@@ -27,7 +28,8 @@ def started_cluster(tmp_path):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     log = (tmp_path / "ray-start.log").open("w")
-    cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--port={free_port()}", "--num-cpus=1"]
+    port = free_port()
+    cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=1"]
     cmd += ["--include-dashboard=false", "--disable-usage-stats"]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 120
@@ -40,6 +42,11 @@ def started_cluster(tmp_path):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
         log.close()
+        # `ray start` recorded this cluster under /tmp/ray and stopping it does not forget it (only
+        # `ray stop` does): a later bare `ray.init()` in the suite would try to join a dead cluster
+        address_file = Path(get_ray_address_file(None))
+        if address_file.exists() and address_file.read_text().strip().endswith(f":{port}"):
+            address_file.unlink()
 
 
 def test_a_job_without_an_address_starts_its_own_ray_beside_a_started_cluster(started_cluster, monkeypatch):

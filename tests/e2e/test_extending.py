@@ -65,6 +65,7 @@ def test_one_module_and_one_yaml_line_each(tmp_path, ext):
     # Ray workers import the extensions too (a plugin module on their path and a setup hook)
     env = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     ray.init(
+        address="local",  # never a cluster that `ray start` left on this machine
         num_cpus=2,
         include_dashboard=False,
         runtime_env={"worker_process_setup_hook": "support.extensions.setup", "env_vars": env},
