@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,3 +30,44 @@ def arrow_filesystem(uris: list[str]):
         return None, [os.path.abspath(u) for u in uris]
     fs, _ = storage.filesystem(uris[0])
     return PyFileSystem(FSSpecHandler(fs)), [storage.filesystem(u)[1] for u in uris]
+
+
+def num_rows(uri: str) -> int:
+    """The rows of a parquet file, from its footer (nothing else is read)."""
+    with storage.open_read(uri) as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def read_schema(uri: str) -> pa.Schema:
+    with storage.open_read(uri) as f:
+        return pq.ParquetFile(f).schema_arrow
+
+
+def row_group_slices(uri: str, max_rows: int) -> list[list[int]]:
+    """The row groups of a parquet file in runs of consecutive groups of about `max_rows` rows
+    (at least one group each): the units of tasks that read a large published table piece by piece."""
+    with storage.open_read(uri) as f:
+        meta = pq.ParquetFile(f).metadata
+    slices: list[list[int]] = []
+    held = 0
+    for g in range(meta.num_row_groups):
+        rows = meta.row_group(g).num_rows
+        if not slices or (held and held + rows > max_rows):
+            slices.append([])
+            held = 0
+        slices[-1].append(g)
+        held += rows
+    return slices
+
+
+def read_row_groups(uri: str, groups: list[int], columns: list[str] | None = None) -> pa.Table:
+    with storage.open_read(uri) as f:
+        return pq.ParquetFile(f).read_row_groups(groups, columns=columns)
+
+
+def iter_row_groups(uri: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """A parquet file's rows one row group at a time (a published table streamed, never read whole)."""
+    with storage.open_read(uri) as f:
+        pf = pq.ParquetFile(f)
+        for g in range(pf.metadata.num_row_groups):
+            yield pf.read_row_group(g, columns=columns)

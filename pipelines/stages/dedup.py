@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import storage
-from catalog.parquet import read_parquet, write_parquet
+from catalog.parquet import num_rows, read_parquet, read_row_groups, row_group_slices, write_parquet
 from pipelines.phash import hamming
 from pipelines.stages.parts import bucket_of, groups_of, run_tasks
 from pipelines.stages.workdir import WorkDir
@@ -228,8 +228,8 @@ def resolve(nodes: pa.Table, edges: pa.Table, max_hamming: int) -> pa.Table:
     )
 
 
-def _read_nodes(uri: str, prior: bool) -> pa.Table:
-    t = read_parquet(uri)
+def _read_nodes(uri: str, prior: bool, row_groups: list[int] | None = None) -> pa.Table:
+    t = read_parquet(uri) if row_groups is None else read_row_groups(uri, row_groups, ["key", "sha256", "phash"])
     if "download_reason" in t.column_names:  # an image part: the images that passed download and image
         t = t.filter(pc.and_(pc.is_null(t.column("download_reason")), pc.is_null(t.column("reason"))))
     if prior:  # carried images: (key, sha256, phash), kept ahead of every candidate
@@ -239,11 +239,14 @@ def _read_nodes(uri: str, prior: bool) -> pa.Table:
     return t.append_column("prior", pa.array([prior] * t.num_rows, pa.bool_()))
 
 
-def _read_group(group: list[tuple[str, bool]]) -> pa.Table:
-    return pa.concat_tables([_read_nodes(uri, prior) for uri, prior in group])
+Group = list[tuple[str, bool, list[int] | None]]  # a map task's input: (file, carried?, its row groups or all)
 
 
-def _map_task(group: list[tuple[str, bool]], frags: list[str], max_hamming: int) -> dict:
+def _read_group(group: Group) -> pa.Table:
+    return pa.concat_tables([_read_nodes(*item) for item in group])
+
+
+def _map_task(group: Group, frags: list[str], max_hamming: int) -> dict:
     nodes = _read_group(group)
     for b, rows in scatter(nodes, len(frags), max_hamming).items():
         write_parquet(frags[b], rows)
@@ -257,7 +260,7 @@ def _reduce_task(frags: list[str], repeated_uri: str, edges_uri: str, max_hammin
     return {"repeated": repeated.num_rows, "edges": edges.num_rows}
 
 
-def _gather_task(group: list[tuple[str, bool]], repeated: list[str], edges: list[str], out: str) -> dict:
+def _gather_task(group: Group, repeated: list[str], edges: list[str], out: str) -> dict:
     rep = pa.concat_tables([read_parquet(u) for u in repeated])
     near = pa.concat_tables([read_parquet(u) for u in edges])
     nodes = involved(_read_group(group), rep, near)
@@ -275,11 +278,13 @@ def _resolve_task(gathered: list[str], edges: list[str], out: str, max_hamming: 
 
 def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, prior: str | None = None) -> str:
     """Run the four rounds of the module docstring over candidate part files (NODE_COLUMNS) and
-    `prior` (key, sha256, phash of images kept before); returns the file of (row, duplicate_of)."""
+    `prior` (a parquet file with key, sha256, phash of images kept before: a refresh's parent
+    kept.parquet); returns the file of (row, duplicate_of)."""
     per_image = 2 + (max_hamming + 1 if max_hamming >= 0 else 0)  # map rows per image
     buckets = max(1, -(-images * per_image // ROWS_PER_BUCKET))
-    groups = [[(parts[i], False) for i in r] for r in groups_of(len(parts), images, MAP_ROWS)]
-    groups += [[(prior, True)]] if prior is not None else []
+    groups = [[(parts[i], False, None) for i in r] for r in groups_of(len(parts), images, MAP_ROWS)]
+    if prior is not None:  # a published kept table, read in row-group slices of about MAP_ROWS images
+        groups += [[(prior, True, slice_)] for slice_ in row_group_slices(prior, MAP_ROWS)]
     base = wd.path("dedup")
 
     def frag(b: int, g: int) -> str:
@@ -317,30 +322,20 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
     return out
 
 
-def run_dedup(images: list[str], max_hamming: int, wd: WorkDir, prior: pa.Table | None = None) -> str:
+def run_dedup(images: list[str], max_hamming: int, wd: WorkDir, prior: str | None = None) -> str:
     """`images`: the image parts (`pipelines.stages.image.PART`); their images that passed are the
     candidates. Returns the file of (row, duplicate_of, rep_row) of every duplicate (`dedup_parts`).
 
-    `prior`: (key, sha256, phash hex) of images already kept (a refresh's carried samples).
+    `prior`: a parquet file of images already kept (key, sha256, phash hex: a refresh's parent
+    kept.parquet, read by the map tasks in slices, never by the driver).
     """
-    prior_uri = None
-    if prior is not None and prior.num_rows:
-        prior_uri = wd.path("dedup", "input", "prior.parquet")
-        write_parquet(prior_uri, prior.select(["key", "sha256", "phash"]))
-    n = sum(_rows(u) for u in images)
+    n = sum(num_rows(u) for u in images)
     if n == 0:
         out = wd.path("dedup", "duplicates.parquet")
         empty = {"row": pa.int64(), "duplicate_of": pa.string(), "rep_row": pa.int64()}
         write_parquet(out, pa.table({c: pa.array([], t) for c, t in empty.items()}))
         return out
-    return dedup_parts(wd, images, n, max_hamming, prior_uri)
-
-
-def _rows(uri: str) -> int:
-    import pyarrow.parquet as pq
-
-    with storage.open_read(uri) as f:
-        return pq.ParquetFile(f).metadata.num_rows
+    return dedup_parts(wd, images, n, max_hamming, prior)
 
 
 def pass_dedup(images: pa.Table) -> pa.Table:

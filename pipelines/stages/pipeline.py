@@ -70,11 +70,6 @@ class Processed:
             names = [shard_of(start + i, self.version, self.samples_per_shard) for i in range(t.num_rows)]
             yield t.append_column("shard", pa.array(names, pa.string()))
 
-    def kept_table(self) -> pa.Table:
-        """All kept samples in one table (a refresh, which joins them onto its parent's)."""
-        tables = list(self.kept_tables())
-        return pa.concat_tables(tables, promote_options="permissive") if tables else None
-
 
 def run_build(
     cfg: BuildConfig,
@@ -161,16 +156,21 @@ def finish(
     Runs inside the build's Ray session, so the augment job uses the same cluster.
     """
     if not cfg.keep_work:
-        storage.remove(wd.work, recursive=True)
-        work_root = storage.join(wd.dataset_uri, ".work")
-        if storage.exists(work_root) and not storage.listdir(work_root):
-            storage.remove(work_root, recursive=True)
+        drop_workdir(wd)
     log(summary_table(f))
     log(f"build: published {wd.out} ({manifest['samples']} samples in {len(manifest['shards'])} shards)")
     if cfg.augment is not None:
         with (clock or _Clock({}))("augment"):
             views = augment_version(cfg.root, cfg.dataset, wd.version, cfg.augment)
         log(f"build: published views {cfg.dataset}@{views} (parent {cfg.dataset}@{wd.version})")
+
+
+def drop_workdir(wd: WorkDir) -> None:
+    """Remove a version's work folder, and the dataset's `.work/` with the last one."""
+    storage.remove(wd.work, recursive=True)
+    work_root = storage.join(wd.dataset_uri, ".work")
+    if storage.exists(work_root) and not storage.listdir(work_root):
+        storage.remove(work_root, recursive=True)
 
 
 def run_stages(
@@ -182,15 +182,15 @@ def run_stages(
     stop_after: str | None = None,
     clock: _Clock | None = None,
     repeat_hashes: list[str] | None = None,
-    prior_images: pa.Table | None = None,
+    prior_images: str | None = None,
 ) -> Processed | None:
     """text -> download -> image -> dedup -> shard over the source `parts` (`split_source`: rows 0..n-1).
 
     By `cfg.source.modality`: "pair" runs them all; "image" (rows without captions) passes
     every row through `text` unchecked; "text" (rows without URLs) runs text -> shard.
     `repeat_hashes` (a refresh): files of the caption hashes of more rows the repeated-caption
-    count covers (the source list's rows decided before); `prior_images` (sha256, phash of
-    images already kept): new images duplicating one of them are `duplicate_image`.
+    count covers (the source list's rows decided before); `prior_images` (a parquet file of the
+    key, sha256, phash of images already kept): new images duplicating one of them are `duplicate_image`.
     Every stage runs as tasks over files; the driver holds part lists and counts.
     """
     clock = clock or _Clock({})

@@ -1,9 +1,10 @@
 """`refresh NAME`: publish the next version of a dataset with only the rows its source list gained.
 
 The source list is re-read (from the config in the latest build version's manifest, or
-the given config). Rows whose key (`catalog.keys.sample_key(url)`; a text source's
+the given config), streamed into part files as in a build. Rows whose key (`catalog.keys.sample_key(url)`; a text source's
 `pipelines.stages.source.text_key(row, caption)`) is already in that version, kept or
-rejected, were decided and are not redone; the other rows go through
+rejected, were decided and are not redone (found by tasks: `pipelines.stages.newrows`, so no
+key set is held by the driver); the other rows go through
 the build's stages (`pipelines.stages.pipeline.run_stages`) with two global inputs:
  - `repeated_caption` counts the normalised caption over the WHOLE source list (old and
    new rows), so a caption crossing the limit of 10 only through new rows rejects the
@@ -18,14 +19,17 @@ With an `augment:` section the new version's view version follows, as after a bu
 Image-only and text-only datasets refresh the same way (a text source has no images to
 de-duplicate against, an image source no captions to count); the source's modality must
 be the base version's. The new rows keep their `source.keep_columns` (the re-read source
-table holds them; `run_stages` joins them onto the new kept samples' json), as in a build.
+parts hold them; `run_stages` joins them onto the new kept samples' json), as in a build.
+The parent's kept, rejects and scores tables are streamed into the new version one row
+group at a time and read by the dedup and new-row tasks in slices: a refresh's driver, like
+a build's, holds file names and counts.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -36,17 +40,17 @@ from catalog.cli import add_overrides
 from catalog.config import apply_overrides, load_config, validate
 from catalog.errors import UserError
 from catalog.manifest import modality_of
-from catalog.parquet import read_parquet, write_parquet
+from catalog.parquet import iter_row_groups, num_rows, read_parquet, read_schema
 from catalog.raysession import ray_session
 from catalog.reasons import REASONS
 from catalog.scores import REJECTS_SAMPLE_FILE, SCORES_FILE
 from pipelines.stages.config import BuildConfig
-from pipelines.stages.funnel import ConservationError, check_rows, funnel
+from pipelines.stages.funnel import ConservationError, funnel
+from pipelines.stages.newrows import NewRows, new_rows
 from pipelines.stages.outputs import IMAGE_COLUMNS, KEPT_COLUMNS, REJECT_COLUMNS, write_version
-from pipelines.stages.pipeline import Processed, finish, run_stages
+from pipelines.stages.pipeline import drop_workdir, finish, run_stages
 from pipelines.stages.scores import merge_samples
-from pipelines.stages.source import read_source, table_parts
-from pipelines.stages.text import caption_hashes
+from pipelines.stages.source import plan_source, split_source
 from pipelines.stages.workdir import open_workdir
 
 
@@ -81,36 +85,44 @@ def add_funnels(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {**add(a, b), "stages": stages}
 
 
-def _carried(version_dir: str, columns: list[str]) -> tuple[pa.Table, pa.Table]:
-    kept_uri = storage.join(version_dir, "kept.parquet")
-    kept = read_parquet(kept_uri)
-    missing = [c for c in columns if c not in kept.column_names]
+def _carried(version_dir: str, columns: list[str]) -> tuple[str, str, pa.Schema]:
+    """The parent's kept.parquet and rejects.parquet (read by tasks and streamed, never whole) and its kept schema."""
+    kept_uri, rejects_uri = storage.join(version_dir, "kept.parquet"), storage.join(version_dir, "rejects.parquet")
+    schema = read_schema(kept_uri)
+    missing = [c for c in columns if c not in schema.names]
     if missing:
         raise ValueError(
             f"{kept_uri}: columns {missing} missing (written by an older build); rebuild this dataset to refresh it"
         )
-    return kept.select(columns), read_parquet(storage.join(version_dir, "rejects.parquet")).select(REJECT_COLUMNS)
+    return kept_uri, rejects_uri, pa.schema([schema.field(c) for c in columns])
 
 
-def _carried_scores(
-    parent_dir: str, done: Processed, source_rows: pa.Array, per_reason: int
-) -> tuple[pa.Table | None, pa.Table | None]:
-    """The parent's scores + the new rows' (their `row` = place in the refreshed source list), and the
-    merged rejects sample; None for both when the parent predates scores (its rows have none)."""
-    if not storage.exists(storage.join(parent_dir, SCORES_FILE)):
-        return None, None
+def _renumbered(uri: str, source_rows: str, first_row: int) -> pa.Table:
+    """A new part's table (`row` numbered from `first_row` over the new rows) with `row` = the place in the source list."""
+    t = read_parquet(uri)
+    placed = read_parquet(source_rows).column("source_row")
+    return t.set_column(0, "row", pc.take(placed, pc.subtract(t.column("row"), first_row)))
 
-    def renumber(t: pa.Table) -> pa.Table:
-        return t.set_column(0, "row", pc.take(source_rows, t.column("row")))
 
-    new_scores = pa.concat_tables([read_parquet(u) for u in done.scores])
-    scores = pa.concat_tables([read_parquet(storage.join(parent_dir, SCORES_FILE)), renumber(new_scores)])
-    old_sample = read_parquet(storage.join(parent_dir, REJECTS_SAMPLE_FILE))
-    return scores, merge_samples([old_sample, renumber(read_parquet(done.sample))], per_reason)
+def _sample_renumbered(sample: pa.Table, new: NewRows) -> pa.Table:
+    """The new rows' rejects sample (a few hundred rows) with `row` = the place in the source list."""
+    rows = sample.column("row").to_pylist()
+    lookup: dict[int, int] = {}
+    for part, uri in zip(new.parts, new.source_rows):
+        lo, hi = part["first_row"], part["first_row"] + part["rows"]
+        mine = [r for r in rows if lo <= r < hi]
+        if mine:
+            placed = read_parquet(uri).column("source_row").to_pylist()
+            lookup.update({r: placed[r - lo] for r in mine})
+    return sample.set_column(0, "row", pa.array([lookup[r] for r in rows], pa.int64()))
 
 
 def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
-    """Publish `cfg.dataset`'s next version with the source rows its latest build version lacks; None when none."""
+    """Publish `cfg.dataset`'s next version with the source rows its latest build version lacks; None when none.
+
+    Like a build, the driver holds file names and counts: the source is split into part files,
+    the new rows are found by tasks (`pipelines.stages.newrows`), and the parent's tables are
+    streamed into the new version's one row group at a time."""
     prev, parent = latest_build_version(cfg.root, cfg.dataset)
     modality = cfg.source.modality
     if modality != modality_of(parent):
@@ -118,54 +130,60 @@ def run_refresh(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[st
             f"refresh: {cfg.dataset}@{prev} has modality {modality_of(parent)!r} but source.modality is {modality!r}; "
             "a refresh keeps a dataset's modality"
         )
+    plan = plan_source(cfg.source)  # bad input fails here, before Ray or any write
     parent_dir = versions.version_uri(cfg.root, cfg.dataset, prev)
     columns = KEPT_COLUMNS + (IMAGE_COLUMNS if modality != "text" else [])
-    old_kept, old_rejects = _carried(parent_dir, columns)
-    decided = set(old_kept.column("key").to_pylist()) | set(old_rejects.column("key").to_pylist())
-    source = read_source(cfg.source)
-    is_new = pa.array([k not in decided for k in source.keys()])
-    n_new = pc.sum(is_new).as_py() or 0
+    kept_uri, rejects_uri, kept_schema = _carried(parent_dir, columns)
     ref = f"{cfg.dataset}@{prev}"
-    if n_new == 0:
-        log(
-            f"refresh: {ref}: all {source.table.num_rows} rows of {source.uri} are already decided; nothing new, nothing published"
-        )
-        return None
-    new_rows = source.table.filter(is_new)
-    source_rows = new_rows.column("row")  # each new row's place in the source list
-    new_rows = new_rows.set_column(0, "row", pa.array(range(n_new), pa.int64()))  # the stages number rows 0..n-1
     config = cfg.to_dict()
     with ray_session(cfg.ray, console.job_log_path(cfg.root, cfg.dataset, "refresh")) as cpus:
         wd = open_workdir(cfg.root, cfg.dataset, {"refresh_of": ref, "config": config}, log)
-        log(
-            f"refresh: {ref} -> v{wd.version}: {n_new} new of {source.table.num_rows} rows in {source.uri} ({cpus} CPUs)"
-        )
         log(f"refresh: full log in {console.current_log() or 'the console (--verbose)'}")
-        prior = old_kept.select(["key", *IMAGE_COLUMNS]) if modality != "text" else None
-        hashes = None
-        if modality != "image":  # the repeat count covers the whole source list: the decided rows too
-            hashes = [wd.path("repeat", "earlier-rows.parquet")]
-            old_captions = source.table.filter(pc.invert(is_new)).column("caption").to_pylist()
-            write_parquet(hashes[0], caption_hashes(old_captions, cfg.filter))
-        parts = table_parts(new_rows, wd)
-        done = run_stages(parts, cfg, wd, cpus, log, repeat_hashes=hashes, prior_images=prior)
-        new_kept = done.kept_table()
-        new_rejects = pa.concat_tables([read_parquet(u) for u in done.rejects])
-        check_rows(n_new, new_kept.column("row").to_pylist(), new_rejects.column("row").to_pylist())
-        f = add_funnels(parent["funnel"], funnel(done.counts))
-        kept = pa.concat_tables([old_kept, new_kept.select(columns).cast(old_kept.schema)])
-        rejects = pa.concat_tables([old_rejects, new_rejects.select(REJECT_COLUMNS).cast(old_rejects.schema)])
-        if f["in"] != kept.num_rows + rejects.num_rows or f["kept"] != kept.num_rows:
-            raise ConservationError(
-                f"refresh: funnel says {f['in']} rows ({f['kept']} kept) but the tables hold {kept.num_rows} kept + {rejects.num_rows} rejected"
+        parts, files = split_source(cfg.source, plan, wd)
+        new = new_rows(parts, kept_uri, rejects_uri, wd, modality != "image", cfg.filter.max_caption_chars)
+        if new.new == 0:
+            drop_workdir(wd)
+            log(
+                f"refresh: {ref}: all {new.total} rows of {plan.uri} are already decided; nothing new, nothing published"
             )
-        scores, sample = _carried_scores(parent_dir, done, source_rows, cfg.rejects.sample_per_reason)
+            return None
+        log(f"refresh: {ref} -> v{wd.version}: {new.new} new of {new.total} rows in {plan.uri} ({cpus} CPUs)")
+        prior = kept_uri if modality != "text" else None
+        done = run_stages(new.parts, cfg, wd, cpus, log, repeat_hashes=new.earlier or None, prior_images=prior)
+        f = add_funnels(parent["funnel"], funnel(done.counts))
+        n_kept = num_rows(kept_uri) + sum(num_rows(uri) for uri, _ in done.kept)
+        n_rejected = num_rows(rejects_uri) + sum(num_rows(uri) for uri in done.rejects)
+        if f["in"] != n_kept + n_rejected or f["kept"] != n_kept or f["in"] != parent["funnel"]["in"] + new.new:
+            raise ConservationError(
+                f"refresh: funnel says {f['in']} rows ({f['kept']} kept) but the tables hold {n_kept} kept + {n_rejected} rejected"
+            )
+
+        def kept() -> Iterator[pa.Table]:
+            yield from (t.select(columns) for t in iter_row_groups(kept_uri))
+            yield from (t.select(columns).cast(kept_schema) for t in done.kept_tables())
+
+        def rejects() -> Iterator[pa.Table]:
+            yield from iter_row_groups(rejects_uri, REJECT_COLUMNS)
+            yield from (read_parquet(uri, REJECT_COLUMNS) for uri in done.rejects)
+
+        scores, sample = None, None
+        if storage.exists(storage.join(parent_dir, SCORES_FILE)):  # (a parent from before scores has none)
+
+            def scores() -> Iterator[pa.Table]:
+                yield from iter_row_groups(storage.join(parent_dir, SCORES_FILE))
+                for uri, rows, part in zip(done.scores, new.source_rows, new.parts, strict=True):
+                    yield _renumbered(uri, rows, part["first_row"])
+
+            old_sample = read_parquet(storage.join(parent_dir, REJECTS_SAMPLE_FILE))
+            sample = merge_samples(
+                [old_sample, _sample_renumbered(read_parquet(done.sample), new)], cfg.rejects.sample_per_reason
+            )
         manifest = write_version(
             wd.out,
             dataset=cfg.dataset,
             version=wd.version,
             config=config,
-            sources=source.files,
+            sources=files,
             funnel=f,
             kept=kept,
             rejects=rejects,

@@ -243,19 +243,6 @@ def split_source(cfg: SourceConfig, plan: Plan, wd) -> tuple[list[dict], list[di
     return parts, files
 
 
-def table_parts(table: pa.Table, wd, name: str = "source") -> list[dict]:
-    """An in-memory table of source rows (a refresh's new rows) as part files like `split_source`'s."""
-    parts = []
-    for i, start in enumerate(range(0, table.num_rows, PART_ROWS)):
-        uri = wd.path(name, f"part-{i:05d}.parquet")
-        chunk = table.slice(start, PART_ROWS)
-        if not wd.done(f"{name}-{i:05d}"):
-            write_parquet(uri, chunk)
-            wd.mark(f"{name}-{i:05d}")
-        parts.append({"uri": uri, "rows": chunk.num_rows, "first_row": chunk.column("row")[0].as_py()})
-    return parts
-
-
 def read_source(cfg: SourceConfig) -> Source:
     """Read `cfg.urls` (one file, a folder of files or a glob) whole into the modality's table (see
     `Source`) or raise SourceError. A build streams it instead (`plan_source` + `iter_source`)."""

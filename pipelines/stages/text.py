@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from catalog import storage
 from catalog.console import progress
 from catalog.keys import sample_key
-from catalog.parquet import read_parquet, write_parquet
+from catalog.parquet import num_rows, read_parquet, write_parquet
 from catalog.scores import COLUMNS
 from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
@@ -184,7 +184,7 @@ def apply_repeats(
     per group. Files per round: groups x buckets, (n / MAP_ROWS) x (n / ROWS_PER_BUCKET).
     Returns the decided part files."""
     extra = extra or []
-    buckets = max(1, -(-(rows + sum(_rows(u) for u in extra)) // ROWS_PER_BUCKET))
+    buckets = max(1, -(-(rows + sum(num_rows(u) for u in extra)) // ROWS_PER_BUCKET))
     ranges = groups_of(len(parts), rows, MAP_ROWS)
     groups = [[parts[i] for i in r] for r in ranges] + [[u] for u in extra]
     decided = len(ranges)
@@ -228,20 +228,6 @@ def apply_repeats(
         "repeat count 3/3",
     )
     return final
-
-
-def _rows(uri: str) -> int:
-    import pyarrow.parquet as pq
-
-    with storage.open_read(uri) as f:
-        return pq.ParquetFile(f).metadata.num_rows
-
-
-def caption_hashes(captions: list[str], cfg: FilterConfig) -> pa.Table:
-    """(norm_hash) of raw `captions`: rows counted by the repeat count but not decided (`apply_repeats`' extra)."""
-    return pa.table(
-        {"norm_hash": pa.array([caption_repeat_key(c, cfg.max_caption_chars) for c in captions], pa.string())}
-    )
 
 
 def apply_whole_input(table: pa.Table, cfg: FilterConfig, counts: Mapping[str, int] | None = None) -> pa.Table:
