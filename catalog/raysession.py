@@ -6,13 +6,20 @@ it started it. Unless `--verbose`, Ray's own output (driver logs, worker logs, R
 progress bars, core-worker errors) goes to `log_path` (see `catalog.console`), not to the
 console. A cluster started with `ray start` under Ray 2.60 may require RAY_AUTH_MODE=token
 (and its token) in the client's environment; that is the caller's environment, not config.
+
+A local Ray spills objects to a folder of the job's own (`lipforge-spill-*` in the system
+temp dir), removed when the job ends, never to a shared /tmp/ray folder that outlives it; a
+cluster spills where its `ray start` says. Raw captions never enter the object store in the
+first place (a text task reads them from its part file), so spilled blocks hold none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -30,6 +37,7 @@ WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 class RayConfig(Config):
     address: Optional[str] = None  # None: RAY_ADDRESS if set (then "auto"), else a local Ray
     num_cpus: Optional[int] = Field(None, gt=0)
+    object_store_mb: Optional[int] = Field(None, ge=80)  # a local Ray's object store (default: Ray's, 30% of memory)
 
 
 @contextlib.contextmanager
@@ -55,7 +63,19 @@ def ray_session(
             else:
                 # "local": a Ray of its own, even where `ray start` left a cluster on this
                 # machine (a bare `ray.init()` would join that one instead)
-                ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
+                spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="lipforge-spill-"))
+                spilling = {"type": "filesystem", "params": {"directory_path": spill}}
+                if cfg.object_store_mb is not None:
+                    kwargs["object_store_memory"] = cfg.object_store_mb << 20
+                ray.init(
+                    address="local",
+                    num_cpus=cfg.num_cpus,
+                    include_dashboard=False,
+                    _system_config={"object_spilling_config": json.dumps(spilling)},
+                    **kwargs,
+                )
+                if quiet:
+                    print(f"lipforge: Ray spills objects to {spill} (removed at the end)", file=sys.stderr, flush=True)
             started = True
             if quiet:  # into the job's log: where the workers' own logs are
                 print(f"lipforge: Ray worker logs are under {_session_logs()}", file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ A part is a range of input rows (`pipelines.stages.source.split_source`). Its ta
 the part's decided text rows, the image parts of the raw download shards holding its rows
 (`pipelines.stages.image.PART`) and the duplicates the dedup stage found among them, and
 writes the part's rejects, its rows of `scores.parquet`, its kept samples split into
-shard-order buckets (`pipelines.stages.shard`), and its rejects-sample candidates (up to
+its shuffle windows (`pipelines.stages.shard`), and its rejects-sample candidates (up to
 `per_reason` per reason by `catalog.scores.sample_order`: the first ones of a reason over
 the whole build are among the first ones of some part). It checks that every row of its
 range ends kept or rejected exactly once, and returns only counts: the funnel is the sum of
@@ -26,7 +26,7 @@ from pipelines.stages.download import META
 from pipelines.stages.funnel import StageCount, check_rows
 from pipelines.stages.image import PART as IMAGE_PART
 from pipelines.stages.scores import score_table
-from pipelines.stages.shard import bucket_fragments
+from pipelines.stages.shard import window_fragments
 from pipelines.stages.source import kept_fields
 
 
@@ -44,7 +44,8 @@ def rejected(table: pa.Table, stage: str) -> pa.Table:
 def assemble_part(job: dict[str, Any]) -> dict[str, Any]:
     """The task of one part. `job`: text (decided text part), images (image part files), duplicates
     (the dedup stage's (row, duplicate_of) file, or None: dedup off), first_row, rows, modality,
-    per_reason, seed, buckets and the output paths rejects, scores, candidates, kept (one per bucket)."""
+    per_reason, seed, shuffle_rows, windows (the [start, stop) of the shuffle windows its rows overlap)
+    and the output paths rejects, scores, candidates, kept (one per window)."""
     text = read_parquet(job["text"])
     carried = text.select(["row", *kept_fields(text)])
     text = text.drop_columns(kept_fields(text)).sort_by("row")
@@ -90,7 +91,10 @@ def assemble_part(job: dict[str, Any]) -> dict[str, Any]:
     write_parquet(job["rejects"], rejects)
     write_parquet(job["scores"], scores)
     write_parquet(job["candidates"], sample_candidates(rejects, job["per_reason"]))
-    for uri, fragment in zip(job["kept"], bucket_fragments(kept, job["seed"], len(job["kept"]))):
+    windows = range(*job["windows"])
+    for uri, fragment in zip(
+        job["kept"], window_fragments(kept, job["seed"], windows, job["shuffle_rows"]), strict=True
+    ):
         write_parquet(uri, fragment)
     return {"counts": [c.to_dict() for c in counts], "kept": kept.num_rows}
 

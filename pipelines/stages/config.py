@@ -153,6 +153,10 @@ class RejectsConfig(Config):
 class ShardConfig(Config):
     samples_per_shard: int = Field(10_000, gt=0)
     seed: int = 0
+    # Input rows whose kept samples are shuffled together (by a seeded hash): windows of
+    # consecutive rows, in order. Wider mixes more; a tar task reads the raw shards of the
+    # about shuffle_rows / samples_per_shard + 1 windows its samples come from.
+    shuffle_rows: int = Field(20_000, gt=0)
 
 
 class BuildConfig(Config):

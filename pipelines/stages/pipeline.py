@@ -16,8 +16,8 @@ version that holds it.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +39,13 @@ from pipelines.stages.image import run_image
 from pipelines.stages.outputs import write_version
 from pipelines.stages.parts import run_tasks
 from pipelines.stages.scores import pick_sample, sample_part
-from pipelines.stages.shard import run_shards, shard_of
+from pipelines.stages.shard import run_shards, shard_of, windows_of
 from pipelines.stages.source import plan_source, split_source
 from pipelines.stages.text import pass_text, run_text
 from pipelines.stages.workdir import WorkDir, open_workdir
 from pipelines.views.job import augment_version
 
 STAGES = ("filter", "download")  # stages a debugging run may stop after
-BUCKET_ROWS = 100_000  # kept samples per shard-order bucket (an upper bound: from the input rows)
 
 
 @dataclass
@@ -222,26 +221,35 @@ def run_stages(
             with clock("dedup"):
                 duplicates = run_dedup([m["uri"] for m in images], cfg.dedup.max_hamming, wd, prior_images)
     with clock("shard"):
-        buckets = 1 << max(0, math.ceil(math.log2(max(1, math.ceil(n / BUCKET_ROWS)))))
+        window = cfg.shard.shuffle_rows
+        by_first = sorted(images, key=lambda m: m["first_row"])  # raw shards hold consecutive rows of one part
+        starts = [m["first_row"] for m in by_first]
+        fragments: list[list[str]] = [[] for _ in range(-(-n // window))]
         jobs = {}
         for i, (part, text_part) in enumerate(zip(parts, decided)):
             lo, hi = part["first_row"], part["first_row"] + part["rows"]
+            windows = windows_of(lo, part["rows"], window)
+            kept_uris = [wd.path("assemble", f"kept-w{w:06d}", f"part-{i:05d}.parquet") for w in windows]
+            for w, uri in zip(windows, kept_uris):
+                fragments[w].append(uri)
             jobs[f"{i:05d}"] = {
                 "text": text_part,
-                "images": [m["uri"] for m in images if lo <= m["first_row"] < hi],
+                "images": [m["uri"] for m in by_first[bisect_left(starts, lo) : bisect_left(starts, hi)]],
                 "duplicates": duplicates,
                 "first_row": lo,
                 "rows": part["rows"],
                 "modality": modality,
                 "per_reason": cfg.rejects.sample_per_reason,
                 "seed": cfg.shard.seed,
+                "shuffle_rows": window,
                 "rejects": wd.path("assemble", f"rejects-{i:05d}.parquet"),
                 "scores": wd.path("assemble", f"scores-{i:05d}.parquet"),
                 "candidates": wd.path("assemble", f"candidates-{i:05d}.parquet"),
-                "kept": [wd.path("assemble", f"kept-b{b:05d}", f"part-{i:05d}.parquet") for b in range(buckets)],
+                "windows": [windows.start, windows.stop],
+                "kept": kept_uris,
             }
         done = run_tasks(wd, "assemble", {k: (job,) for k, job in jobs.items()}, assemble_part, "assemble")
-        kept, shards = run_shards([job["kept"] for job in jobs.values()], cfg.shard, wd, modality)
+        kept, shards = run_shards(fragments, cfg.shard, wd, modality)
     counts = [StageCount("source", n, n)]
     for stage_counts in zip(*(d["counts"] for d in done.values())):
         counts.append(StageCount.add(stage_counts))
@@ -280,9 +288,13 @@ def _count(stage: str, files: list[str], n_in: int | None = None) -> StageCount:
 
 
 def _sample(wd: WorkDir, jobs: list[dict], images: list[dict], duplicates: str | None, per_reason: int) -> str:
-    """The rejects sample: the rows `pick_sample` chooses, filled in by one `sample_part` task per part."""
+    """The rejects sample: the rows `pick_sample` chooses, filled in by one `sample_part` task per part
+    (each finds its thumbnails' image parts in one index file of the image parts' row ranges)."""
     picked = pick_sample([job["candidates"] for job in jobs], per_reason)
     rows = picked.column("row").to_pylist()
+    index = wd.path("sample", "image-parts.parquet")
+    columns = {"uri": pa.string(), "first_row": pa.int64(), "last_row": pa.int64()}
+    write_parquet(index, pa.table({c: pa.array([m[c] for m in images], t) for c, t in columns.items()}))
     tasks = {}
     for i, job in enumerate(jobs):
         lo, hi = job["first_row"], job["first_row"] + job["rows"]
@@ -293,7 +305,7 @@ def _sample(wd: WorkDir, jobs: list[dict], images: list[dict], duplicates: str |
                     "rows": mine,
                     "scores": job["scores"],
                     "text": job["text"],
-                    "images": [m["uri"] for m in images],
+                    "images": index,
                     "duplicates": duplicates,
                     "out": wd.path("sample", f"part-{i:05d}.parquet"),
                 },

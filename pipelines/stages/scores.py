@@ -13,6 +13,7 @@ refresh's carried representative has none).
 from __future__ import annotations
 
 import io
+from bisect import bisect_right
 from collections import defaultdict
 from typing import Any
 
@@ -91,7 +92,7 @@ def pick_sample(candidates: list[str], per_reason: int) -> pa.Table:
 
 def sample_part(job: dict[str, Any]) -> dict[str, Any]:
     """Ray task: the rejects-sample rows of one part (`job`: rows, scores and text part files, the
-    image part files holding them and their representatives, duplicates file, out) with their url,
+    index of the image parts (`_thumbnails`), duplicates file, out) with their url,
     scrubbed caption and thumbnails (SAMPLE_SCHEMA); the driver only concatenates the parts' files."""
     wanted = pa.array(job["rows"], pa.int64())
     scores = read_parquet(job["scores"])
@@ -113,14 +114,22 @@ def sample_part(job: dict[str, Any]) -> dict[str, Any]:
     return {"rows": sample.num_rows}
 
 
-def _thumbnails(images: list[str], rows: set[int]) -> dict[int, bytes]:
-    """row -> JPEG thumbnail for the `rows` img2dataset fetched (read from their raw shards, found
-    through the image parts `images`)."""
+def _thumbnails(index: str, rows: set[int]) -> dict[int, bytes]:
+    """row -> JPEG thumbnail for the `rows` img2dataset fetched, read from their raw shards, found
+    through the image parts whose row range holds them (`index`: uri, first_row, last_row)."""
     out: dict[int, bytes] = {}
     if not rows:
         return out
+    parts = read_parquet(index).sort_by("first_row")
+    firsts, lasts = parts.column("first_row").to_pylist(), parts.column("last_row").to_pylist()
+    holding = set()
+    for r in rows:
+        i = bisect_right(firsts, r) - 1  # the last image part starting at or before r
+        if i >= 0 and r <= lasts[i]:
+            holding.add(i)
+    uris = [parts.column("uri")[i].as_py() for i in sorted(holding)]
     wanted: dict[str, list[int]] = defaultdict(list)
-    for part in images:
+    for part in uris:
         t = read_parquet(part, columns=["row", "status", "raw"])
         t = t.filter(
             pc.and_(

@@ -5,15 +5,19 @@ image-only sample jpg, json; a text-only sample txt, json (its json fields: `JSO
 plus the source columns of `source.keep_columns`, which reach a sample as `keep.NAME` and
 its json as `NAME`; the config refuses names of `JSON_FIELDS`).
 
-Order: kept samples sorted by `shard_rank` (a seeded 64-bit hash of the key: a shuffle that
-needs no global state, so range buckets of the rank sorted on their own give the same
-order as one sort), then cut into shards of `shard.samples_per_shard`. The same kept set and seed give the same shards
-byte for byte (tar headers carry no time or owner), so a resumed build and an
-uninterrupted one agree. No step sorts all kept samples in one place: each part's kept
-samples go to range buckets of the rank (`bucket_fragments`), one task sorts each bucket,
-the buckets' sizes place every shard's range, and one task per shard reads its slices of
-one or two buckets and writes the tar; a shard's marker records its path, size and sha256
-once the tar is in place (written atomically through catalog.storage).
+Order: the input rows fall into windows of `shard.shuffle_rows` consecutive rows; windows
+in order, and within a window the kept samples sorted by `shard_rank` (a seeded 64-bit hash
+of the key), then cut into shards of `shard.samples_per_shard`. The shuffle needs no global
+state and no global sort: each part's kept samples go to the one or few windows its rows
+overlap (`window_fragments`), one task sorts each window, the windows' sizes place every
+shard's range, and one task per shard reads its slices of one or a few windows and writes the
+tar; a shard's marker records its path, size and sha256 once the tar is in place (written
+atomically through catalog.storage). Windows, not a hash of the key over the whole input,
+because a tar's images come from the raw download shards of its windows only: with a global
+hash order every tar would read part of almost every raw shard (~300 GB per tar at 400M
+rows, docs/scaling.md). The same kept set, seed and window give the same shards byte for byte
+(tar headers carry no time or owner), however the rows were split into parts or tasks, so a
+resumed build and an uninterrupted one agree.
 """
 
 from __future__ import annotations
@@ -64,11 +68,6 @@ def shard_rank(key: str, seed: int) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
 
 
-def shard_order(keys: list[str], seed: int) -> list[int]:
-    """Indices of `keys` in shard order: by `shard_rank`, ties (a key listed twice) by position."""
-    return sorted(range(len(keys)), key=lambda i: (shard_rank(keys[i], seed), i))
-
-
 def shard_name(i: int) -> str:
     return f"shard-{i:06d}.tar"
 
@@ -114,13 +113,18 @@ def _write_shard(path: str, samples: pa.Table, modality: str) -> dict[str, Any]:
     return write_tar(path, rows, modality)
 
 
-def bucket_fragments(kept: pa.Table, seed: int, buckets: int) -> list[pa.Table]:
-    """`kept` with its `rank` (`shard_rank`), split into `buckets` ranges of the rank: bucket b holds
-    ranks in [b, b+1) * 2**64 / buckets, so the buckets in order, each sorted, are shard order."""
+def windows_of(first_row: int, rows: int, shuffle_rows: int) -> range:
+    """The shuffle windows that rows [first_row, first_row + rows) overlap."""
+    return range(first_row // shuffle_rows, (first_row + max(rows, 1) - 1) // shuffle_rows + 1)
+
+
+def window_fragments(kept: pa.Table, seed: int, windows: range, shuffle_rows: int) -> list[pa.Table]:
+    """`kept` (rows within `windows`) with its `rank` (`shard_rank`), split by window: the windows
+    in order, each sorted by (rank, row), are shard order."""
     ranks = [shard_rank(k, seed) for k in kept.column("key").to_pylist()]
     kept = kept.append_column("rank", pa.array(ranks, pa.uint64()))
-    which = pa.array([(r * buckets) >> 64 for r in ranks], pa.int32())
-    return [kept.filter(pc.equal(which, b)) for b in range(buckets)]
+    which = pc.divide(kept.column("row"), shuffle_rows)  # integer division of int64
+    return [kept.filter(pc.equal(which, w)) for w in windows]
 
 
 def _sort_task(fragments: list[str], out: str) -> dict:
@@ -140,15 +144,16 @@ def _shard_task(path: str, slices: list[tuple[str, int, int]], modality: str) ->
 def run_shards(
     fragments: list[list[str]], cfg: ShardConfig, wd: WorkDir, modality: str = "pair"
 ) -> tuple[list[tuple[str, int]], list[dict[str, Any]]]:
-    """Sort each bucket (`fragments[part][bucket]`, from `bucket_fragments`) in a task, cut the
-    buckets in order into shards of `shard.samples_per_shard` and write each shard in a task.
-    Returns ((sorted bucket file, its first sample's position in shard order) per bucket, the shards)."""
-    buckets = len(fragments[0]) if fragments else 0
-    sorted_uris = [wd.path("shard", f"bucket-{b:05d}.parquet") for b in range(buckets)]
+    """Sort each window (`fragments[window]`: the fragments of the parts overlapping it, from
+    `window_fragments`) in a task, cut the windows in order into shards of
+    `shard.samples_per_shard` and write each shard in a task.
+    Returns ((sorted window file, its first sample's position in shard order) per window, the shards)."""
+    buckets = len(fragments)
+    sorted_uris = [wd.path("shard", f"window-{b:06d}.parquet") for b in range(buckets)]
     counts = run_tasks(
         wd,
         "shard-sort",
-        {f"{b:05d}": ([part[b] for part in fragments], sorted_uris[b]) for b in range(buckets)},
+        {f"{b:06d}": (fragments[b], sorted_uris[b]) for b in range(buckets)},
         _sort_task,
         "shard order",
     )

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,3 +57,23 @@ def test_a_job_without_an_address_starts_its_own_ray_beside_a_started_cluster(st
         assert ray.get(ray.remote(lambda: 21 * 2).remote()) == 42
     assert not ray.is_initialized()
     assert started_cluster.poll() is None  # the started cluster still runs
+
+
+def test_a_local_ray_spills_into_a_folder_of_its_own_removed_at_the_end(tmp_path, monkeypatch):
+    """More than the object store holds is spilled, into the job's own folder; the folder is gone
+    afterwards (spilled blocks never outlive the job in a shared /tmp/ray folder)."""
+    import numpy as np
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the job's spill folder is made
+    with ray_session(RayConfig(num_cpus=1, object_store_mb=80)):
+        (spill,) = tmp_path.glob("lipforge-spill-*")
+        blocks = [np.full(30 << 20, i, dtype=np.uint8) for i in range(4)]  # 120 MiB into 80 MiB
+        refs = [ray.put(b) for b in blocks]
+        deadline = time.time() + 30
+        while not any(p.is_file() for p in spill.rglob("*")):
+            assert time.time() < deadline, "nothing was spilled"
+            time.sleep(0.2)
+        assert all((ray.get(r) == b).all() for r, b in zip(refs, blocks))  # spilled blocks come back
+        del refs
+    assert not spill.exists()

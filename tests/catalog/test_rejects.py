@@ -309,15 +309,17 @@ def test_reads_the_sample_the_build_writer_writes(tmp_path, capsys):
     img = pa.table({"row": [0, 1, 3], "decoded": [True, True, True], "phash": ["0" * 16, "1" * 16, "0" * 16]})
     dd = pa.table({"row": [3], "duplicate_of": [keys[0]]})
     scores = score_table(text, reasons, dl, img, dd)
-    files = {name: str(tmp_path / f"{name}.parquet") for name in ("scores", "text", "images", "dups", "cands", "out")}
+    names = ("scores", "text", "images", "index", "dups", "cands", "out")
+    files = {name: str(tmp_path / f"{name}.parquet") for name in names}
     write_parquet(files["scores"], scores)
     write_parquet(files["text"], text)
     write_parquet(files["images"], dl.select(["row", "status", "raw"]))
+    write_parquet(files["index"], pa.table({"uri": [files["images"]], "first_row": [0], "last_row": [4]}))
     write_parquet(files["dups"], pa.table({"row": [3], "duplicate_of": [keys[0]], "rep_row": [0]}))
     rejected = scores.filter(pc.is_valid(scores.column("reason"))).select(["row", "key", "reason"])
     write_parquet(files["cands"], sample_candidates(rejected, per_reason=5))
     picked = pick_sample([files["cands"]], per_reason=5)
-    job = {"rows": picked.column("row").to_pylist(), "images": [files["images"]], "duplicates": files["dups"]}
+    job = {"rows": picked.column("row").to_pylist(), "images": files["index"], "duplicates": files["dups"]}
     sample_part({**job, "scores": files["scores"], "text": files["text"], "out": files["out"]})
     sample = read_parquet(files["out"])
     kept = pa.table(

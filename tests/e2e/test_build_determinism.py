@@ -24,7 +24,7 @@ from support.cluster import BIN, REPO, cluster_state, processes_under, run_scrip
 from support.processes import still_running
 
 from pipelines.sampleweb.corpus import generate
-from pipelines.stages import dedup, pipeline, source, text
+from pipelines.stages import dedup, source, text
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.pipeline import run_build
 from pipelines.webserver import CorpusServer, free_port
@@ -50,7 +50,7 @@ def _config(corpus: Path, root: Path, cpus: int) -> dict:
         "root": str(root),
         "source": {"urls": str(corpus / "urls.parquet")},
         "download": {"samples_per_shard": 40, "timeout": 5},
-        "shard": {"samples_per_shard": 60},
+        "shard": {"samples_per_shard": 60, "shuffle_rows": 90},  # windows across the five-part run's part edges
         "ray": {"num_cpus": cpus},
     }
 
@@ -88,14 +88,13 @@ def _comparable(manifest: dict) -> dict:
 
 def test_one_worker_one_part_equals_two_workers_five_parts(corpus, one, tmp_path, monkeypatch):
     assert one[1]["funnel"]["rejected"].get("duplicate_image") and len(one[1]["shards"]) >= 3
-    # the driver sizes every round: 5 source parts, several repeat-count, dedup and shard-order
-    # buckets, repeat-count and dedup task groups
+    # the driver sizes every round: 5 source parts, several repeat-count and dedup buckets,
+    # repeat-count and dedup task groups (the shuffle windows are the config's in both builds)
     monkeypatch.setattr(source, "PART_ROWS", 70)
     monkeypatch.setattr(text, "ROWS_PER_BUCKET", 60)
     monkeypatch.setattr(text, "MAP_ROWS", 140)  # repeat-count tasks over groups of two parts
     monkeypatch.setattr(dedup, "ROWS_PER_BUCKET", 500)
     monkeypatch.setattr(dedup, "MAP_ROWS", 80)  # map tasks over groups of two or three image parts
-    monkeypatch.setattr(pipeline, "BUCKET_ROWS", 40)
     _assert_same_version(one, (tmp_path / "five", _build(corpus, tmp_path / "five", cpus=2)))
 
 

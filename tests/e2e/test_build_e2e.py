@@ -203,8 +203,8 @@ def test_no_raw_name_anywhere(corpus, built):
     names = raw_names(corpus)
     assert len(names) >= 10 and all(" " in n for n in names)
     files = [p for p in root.rglob("*") if p.is_file()]
-    ray_logs = Path("/tmp/ray/session_latest/logs")
-    files += [p for p in ray_logs.rglob("*") if p.is_file()]
+    session = Path("/tmp/ray/session_latest")  # the build's Ray session: logs, runtime env, any spilled block
+    files += [p for p in session.rglob("*") if p.is_file()]
     leaks = []
     for path in files:
         data = path.read_bytes()

@@ -25,7 +25,7 @@ from pipelines.stages.funnel import ConservationError, StageCount, check_rows, f
 from pipelines.stages.image import ImageChecks
 from pipelines.stages.outputs import write_version
 from pipelines.stages.probe import TOO_MANY_PIXELS, TRUNCATED, HeaderProbeResizer, probe_error
-from pipelines.stages.shard import shard_order, write_tar
+from pipelines.stages.shard import shard_rank, window_fragments, windows_of, write_tar
 from pipelines.stages.source import SourceError, read_source
 from pipelines.stages.text import SCHEMA as TEXT_SCHEMA
 from pipelines.stages.text import apply_whole_input
@@ -271,13 +271,34 @@ def test_dedup_against_prior_kept_images():
 # ------------------------------------------------------------------ shards
 
 
-def test_shard_order_is_deterministic_and_seeded():
-    keys = [f"{i:016x}" for i in range(100)]
-    shuffled = list(reversed(keys))
-    a = [keys[i] for i in shard_order(keys, 0)]
-    assert a == [shuffled[i] for i in shard_order(shuffled, 0)]
-    assert a != sorted(keys) and sorted(a) == sorted(keys)
-    assert a != [keys[i] for i in shard_order(keys, 1)]
+def _window_order(keys: list[str], part_rows: int, seed: int, shuffle_rows: int) -> list[str]:
+    """Shard order as the build makes it: each part's kept rows split by window, each window sorted."""
+    windows: dict[int, list[pa.Table]] = {}
+    for lo in range(0, len(keys), part_rows):
+        rows = range(lo, min(lo + part_rows, len(keys)))
+        kept = pa.table({"row": pa.array(rows, pa.int64()), "key": [keys[r] for r in rows]})
+        span = windows_of(lo, len(rows), shuffle_rows)
+        for w, fragment in zip(span, window_fragments(kept, seed, span, shuffle_rows), strict=True):
+            windows.setdefault(w, []).append(fragment)
+    order = []
+    for w in sorted(windows):
+        t = pa.concat_tables(windows[w]).sort_by([("rank", "ascending"), ("row", "ascending")])
+        order += t.column("key").to_pylist()
+    return order
+
+
+def test_shard_order_shuffles_within_windows_of_rows_whatever_the_parts():
+    keys = [f"{(i * 7919) % 1000:016x}" for i in range(250)]
+    keys[40] = keys[10]  # a key listed twice: ties by row
+    expected = [keys[i] for i in sorted(range(250), key=lambda i: (i // 60, shard_rank(keys[i], 0), i))]
+    for part_rows in (250, 70, 37, 1):  # one part, parts across window edges, parts inside windows
+        assert _window_order(keys, part_rows, 0, 60) == expected, part_rows
+    assert sorted(expected) == sorted(keys) and expected != keys  # shuffled, nothing lost
+    assert all(set(expected[w * 60 : (w + 1) * 60]) == set(keys[w * 60 : (w + 1) * 60]) for w in range(5))
+    assert _window_order(keys, 70, 1, 60) != expected  # seeded
+    assert _window_order(keys, 70, 0, 1000) == [
+        keys[i] for i in sorted(range(250), key=lambda i: (shard_rank(keys[i], 0), i))
+    ]
 
 
 def test_write_tar_is_plain_tar_and_reproducible(tmp_path):
