@@ -14,6 +14,7 @@ from training.objectives.flava_contrastive import flava_contrastive_loss
 from training.objectives.functional import block_mask, info_nce, mask_tokens, mlm_loss, simsiam_loss
 from training.objectives.gather import all_gather_no_grad, all_gather_with_grad, gather_sizes, global_offset
 from training.objectives.queue import FeatureQueue
+from training.objectives.simla_functional import distill_alpha, momentum_update, psl_targets, sample_itm_negatives
 
 for _module in pkgutil.iter_modules(__path__):  # every module of the package registers its objective
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -28,6 +29,7 @@ __all__ = [
     "all_gather_with_grad",
     "block_mask",
     "clip_loss",
+    "distill_alpha",
     "filip_loss",
     "flava_contrastive_loss",
     "gather_sizes",
@@ -36,5 +38,8 @@ __all__ = [
     "mask_key",
     "mask_tokens",
     "mlm_loss",
+    "momentum_update",
+    "psl_targets",
+    "sample_itm_negatives",
     "simsiam_loss",
 ]
