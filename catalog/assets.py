@@ -639,10 +639,18 @@ def _wordnet_at(root: str) -> Any:
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
+    class EnglishWordNet(WordNetCorpusReader):
+        """NLTK's reader without the WordNet 3.0 offset map it builds on load (`map_wn`, half of
+        its start-up: seconds per text actor). The map serves only the multilingual data (OMW),
+        which lipforge never loads (no `omw_reader`)."""
+
+        def map_wn(self, version: str = "wordnet") -> dict:
+            return {}
+
     data_root = str(Path(root).parent.parent)
     if data_root not in nltk.data.path:
         nltk.data.path.insert(0, data_root)
-    return WordNetCorpusReader(root, None)
+    return EnglishWordNet(root, None)
 
 
 def wordnet() -> Any:

@@ -30,9 +30,12 @@ from catalog.parquet import read_parquet, write_parquet
 from pipelines.filters.config import FilterConfig
 from pipelines.stages.config import BuildConfig
 from pipelines.stages.parts import run_tasks
-from pipelines.stages.probe import TOO_MANY_PIXELS, header_probe
 from pipelines.stages.workdir import WorkDir
 
+# img2dataset's error message for an image over the pixel limit (`pipelines.stages.probe` writes it).
+# The probe module imports img2dataset (and with it torch: seconds): only the download itself loads it,
+# not every Ray worker that imports this module for `META` or `download_reason`.
+TOO_MANY_PIXELS = "too many pixels"
 META = ["row", "status", "error_message", "width", "height", "original_width", "original_height", "sha256"]
 _RESIZE_ERRORS = {  # img2dataset's resizer error messages -> our reasons
     TOO_MANY_PIXELS: "too_many_pixels",
@@ -115,6 +118,8 @@ def run_download(text_parts: list[str], cfg: BuildConfig, wd: WorkDir) -> tuple[
 
 def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -> None:
     from img2dataset import download
+
+    from pipelines.stages.probe import header_probe
 
     d = cfg.download
     stop = threading.Event()

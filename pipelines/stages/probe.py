@@ -39,9 +39,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (via im
 from img2dataset.resizer import Resizer
 from PIL import Image, ImageOps
 
+from pipelines.stages.download import TOO_MANY_PIXELS
+
 i2d_main = importlib.import_module("img2dataset.main")  # the module; `img2dataset.main` the attribute is a function
 
-TOO_MANY_PIXELS = "too many pixels"
 TRUNCATED = "truncated image"
 _TAIL = 4096
 _END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND", "GIF": b";"}
