@@ -37,13 +37,50 @@ PRESET_DIR = Path(__file__).parent / "presets"
 OUTPUTS = frozenset({"image_features", "text_features", "image_tokens", "text_tokens"})
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    """A preset by name (training/presets/NAME.json) or by path to a JSON file."""
-    path = Path(name) if name.endswith(".json") else PRESET_DIR / f"{name}.json"
+def load_preset(name: str, directory: Path = PRESET_DIR, what: str = "model.preset") -> dict[str, Any]:
+    """A preset by name (`directory`/NAME.json, default training/presets) or by path to a JSON file."""
+    path = Path(name) if name.endswith(".json") else directory / f"{name}.json"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.json")))
-        raise ValueError(f"model.preset {name!r}: no such preset (known: {known}; or a path to a .json)")
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.json")))
+        raise ValueError(f"{what} {name!r}: no such preset (known: {known}; or a path to a .json)")
     return json.loads(path.read_text())
+
+
+def vision_tower(v: dict[str, Any], embed_dim: int, mask_ratio: float = 0.0) -> VisionTransformer:
+    """open_clip's ViT from a preset's "vision" block, with token outputs and FLIP masking."""
+    visual = VisionTransformer(
+        image_size=v["image_size"],
+        patch_size=v["patch_size"],
+        width=v["width"],
+        layers=v["layers"],
+        heads=v["heads"],
+        mlp_ratio=v.get("mlp_ratio", 4.0),
+        output_dim=embed_dim,
+        output_tokens=True,
+    )
+    visual.patch_dropout = PatchMask(mask_ratio)
+    return visual
+
+
+def vit_tokens(
+    visual: VisionTransformer,
+    image: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    mask_token: torch.Tensor | None = None,
+    drop: bool = False,
+) -> torch.Tensor:
+    """Every token [B, N+1, W] after ln_post (CLS first) of `image`. `mask` [B, N]: those patches'
+    embeddings are replaced by `mask_token` [W] before the position embeddings (BEiT; FLAVA A.1
+    MIM). `drop`: FLIP patch dropout (training mode only), so fewer than N patches come back."""
+    x = visual.conv1(image)
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    if mask is not None:
+        x = torch.where(mask[..., None], mask_token.to(x.dtype).expand_as(x), x)
+    cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+    x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+    if drop:
+        x = visual.patch_dropout(x)
+    return visual.ln_post(visual.transformer(visual.ln_pre(x)))
 
 
 class PatchMask(nn.Module):
@@ -71,17 +108,7 @@ class DualEncoder(nn.Module):
         v, t = preset["vision"], preset["text"]
         self.embed_dim = embed_dim or preset["embed_dim"]
         self.image_size = v["image_size"]
-        self.visual = VisionTransformer(
-            image_size=v["image_size"],
-            patch_size=v["patch_size"],
-            width=v["width"],
-            layers=v["layers"],
-            heads=v["heads"],
-            mlp_ratio=v.get("mlp_ratio", 4.0),
-            output_dim=self.embed_dim,
-            output_tokens=True,
-        )
-        self.visual.patch_dropout = PatchMask(mask_ratio)
+        self.visual = vision_tower(v, self.embed_dim, mask_ratio)
         self.text = TextTransformer(
             context_length=t["context_length"],
             vocab_size=tokenizer.vocab_size(),
@@ -157,14 +184,7 @@ class DualEncoder(nn.Module):
     def masked_image_pass(self, image: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor) -> torch.Tensor:
         """Patch token states [B, grid*grid, W] of `image` with the patches in `mask` [B, grid*grid]
         replaced by `mask_token` [W] before the position embeddings (BEiT; FLAVA A.1 MIM)."""
-        v = self.visual
-        x = v.conv1(image)
-        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-        x = torch.where(mask[..., None], mask_token.to(x.dtype).expand_as(x), x)
-        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype)
-        x = v.ln_post(v.transformer(v.ln_pre(x)))
-        return x[:, 1:]
+        return vit_tokens(self.visual, image, mask, mask_token)[:, 1:]
 
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, needs: frozenset[str] = OUTPUTS

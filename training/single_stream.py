@@ -52,28 +52,21 @@ caption's EOT leaves every real position's output unchanged, so callers may trim
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import VisionTransformer
 from torch import nn
 
-from training import tokenizer
-from training.model import PatchMask
+from training import model, tokenizer
 
 PRESET_DIR = Path(__file__).parent / "presets" / "single_stream"
 
 
 def load_preset(name: str) -> dict[str, Any]:
     """A preset by name (training/presets/single_stream/NAME.json) or by path to a JSON file."""
-    path = Path(name) if name.endswith(".json") else PRESET_DIR / f"{name}.json"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.json")))
-        raise ValueError(f"single-stream preset {name!r}: no such preset (known: {known}; or a path to a .json)")
-    return json.loads(path.read_text())
+    return model.load_preset(name, PRESET_DIR, "single-stream preset")
 
 
 class Attention(nn.Module):
@@ -250,17 +243,7 @@ class SingleStream(nn.Module):
         self.image_size = v["image_size"]
         self.codebook_size = codebook_size
         self.vocab_size = tokenizer.vocab_size()
-        self.visual = VisionTransformer(
-            image_size=v["image_size"],
-            patch_size=v["patch_size"],
-            width=v["width"],
-            layers=v["layers"],
-            heads=v["heads"],
-            mlp_ratio=v.get("mlp_ratio", 4.0),
-            output_dim=self.embed_dim,
-            output_tokens=True,
-        )
-        self.visual.patch_dropout = PatchMask(mask_ratio)
+        self.visual = model.vision_tower(v, self.embed_dim, mask_ratio)
         self.text = TextTransformer(
             vocab_size=self.vocab_size,
             context_length=t["context_length"],
@@ -309,31 +292,16 @@ class SingleStream(nn.Module):
 
     # --- vision ------------------------------------------------------------------------------
 
-    def _vit(self, patches: torch.Tensor, drop: bool) -> torch.Tensor:
-        """Patch embeddings [B, N, Wv] -> tokens [B, N'+1, Wv] after ln_post (CLS first; N' < N under FLIP)."""
-        v = self.visual
-        cls = v.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
-        x = torch.cat([cls, patches], dim=1) + v.positional_embedding.to(patches.dtype)
-        if drop:
-            x = v.patch_dropout(x)
-        return v.ln_post(v.transformer(v.ln_pre(x)))
-
-    def _patches(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.visual.conv1(image)
-        return x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-
     def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(image_feat [B, E] L2-normalised g_v(v_cls), image tokens [B, N+1, Wv] after ln_post, CLS first)."""
-        tokens = self._vit(self._patches(image), drop=True)
+        tokens = model.vit_tokens(self.visual, image, drop=True)
         return F.normalize(tokens[:, 0] @ self.visual.proj, dim=-1), tokens
 
     def masked_image_pass(self, image: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor) -> torch.Tensor:
         """Tokens [B, grid*grid + 1, Wv] (CLS first, unlike DualEncoder's patches-only) of `image` with the
         patches in `mask` [B, grid*grid] replaced by `mask_token` [Wv] before the position embeddings
         (BEiT; SIMLA §2.3). No patch dropout. Feed it to `fuse_image`, then `mim_head` on `[:, 1:]`."""
-        x = self._patches(image)
-        x = torch.where(mask[..., None], mask_token.to(x.dtype).expand_as(x), x)
-        return self._vit(x, drop=False)
+        return model.vit_tokens(self.visual, image, mask, mask_token)
 
     def psl_logits(self, image_tokens: torch.Tensor) -> torch.Tensor:
         """Concept logits p^PSL [B, vocab] from the unimodal image [CLS] (Eq. 8)."""
