@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from catalog import storage as stores
 from catalog.errors import NotFound, UserError
 from training.config import CheckpointConfig, TrainConfig
-from training.model import DualEncoder, build_model
+from training.model import build_model
 
 STATE_FILE = "state.pt"  # training.train.STATE_FILE (not imported: that module starts Ray's imports)
 CONFIGS_STORAGE = "./runs/checkpoints"  # `checkpoint.storage` of every config under configs/train/
@@ -117,20 +117,24 @@ def load_state(ckpt: RunCheckpoint) -> dict[str, Any]:
     return _torch_load(ckpt.state_file, mmap=False)
 
 
-def load_model(ckpt: RunCheckpoint, device: str | torch.device = "cpu") -> DualEncoder:
-    """The trained dual encoder, FLIP masking off, in eval mode on `device`."""
+def load_model(ckpt: RunCheckpoint, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained model (dual encoder or single-stream), FLIP masking off, in eval mode on `device`."""
     return model_from_state(ckpt, load_state(ckpt), device)
 
 
-def model_from_state(ckpt: RunCheckpoint, state: dict[str, Any], device: str | torch.device = "cpu") -> DualEncoder:
-    """The dual encoder of `ckpt` built from its config's preset and loaded (strictly) from `state`."""
+def model_from_state(ckpt: RunCheckpoint, state: dict[str, Any], device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model of `ckpt` built from its config's family and preset and loaded (strictly) from `state`."""
     model_cfg = ckpt.config.model
-    try:
-        model = build_model(model_cfg.preset, embed_dim=model_cfg.embed_dim)  # mask_ratio 0: no patch dropout
+    weights = state["model"]
+    codes = weights["mim_head.weight"].shape[0] if "mim_head.weight" in weights else None
+    try:  # mask_ratio 0: no patch dropout
+        model = build_model(
+            model_cfg.preset, embed_dim=model_cfg.embed_dim, family=model_cfg.family, codebook_size=codes
+        )
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {ckpt.path}: {exc}") from None
     try:
-        model.load_state_dict(state["model"], strict=True)
+        model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise CheckpointError(

@@ -28,12 +28,24 @@ from training.objectives import OBJECTIVES
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
+class MomentumConfig(Config):
+    """The momentum (EMA) model of SIMLA §2.2/§3 (ALBEF's momentum distillation): used when an
+    objective reads it (`Objective.uses_momentum`: simla_itc, simla_xmm, simla_psl)."""
+
+    decay: float = Field(0.995, ge=0.0, le=1.0)  # ema <- decay * ema + (1 - decay) * model, every step
+    alpha: float = Field(0.4, ge=0.0, le=1.0)  # distillation weight of Eq. 3, 7 and 9 after the ramp
+    alpha_ramp_steps: int | None = Field(None, ge=0)  # alpha rises linearly over these steps; None: one epoch
+
+
 class ModelConfig(Config):
-    preset: str = "tiny"  # a JSON under training/presets/ or a path to one
+    # dual_encoder: CLIP/FILIP/FLIP/DeCLIP/FLAVA; single_stream: SIMLA (training/single_stream.py)
+    family: Literal["dual_encoder", "single_stream"] = "dual_encoder"
+    preset: str = "tiny"  # a JSON under training/presets/ (single_stream: presets/single_stream/) or a path
     embed_dim: int | None = None  # override the preset's joint-space size (FILIP: 256)
     mask_ratio: float = 0.0  # FLIP: share of image patches dropped per sample
     unmasked_steps: int = 0  # FLIP: the last N steps train without masking
     grad_checkpointing: bool = False
+    momentum: MomentumConfig = MomentumConfig()
 
     @field_validator("mask_ratio")
     @classmethod
@@ -186,6 +198,15 @@ class TrainConfig(Config):
             raise ValueError("name the data once: either dataset: NAME@VERSION or data.mixture: {NAME@VERSION: weight}")
         if self.model.unmasked_steps > self.steps:
             raise ValueError("model.unmasked_steps cannot exceed steps")
+        family = self.model.family
+        wrong = [n for n in self.objectives if family not in OBJECTIVES.get(n).families]
+        if wrong:
+            trains = {n: "/".join(sorted(OBJECTIVES.get(n).families)) for n in wrong}
+            raise ValueError(
+                f"model.family is {family}, but "
+                + ", ".join(f"objective {n!r} trains a {f} model" for n, f in trains.items())
+                + " (set model.family, or choose objectives of that family)"
+            )
         return self
 
     def objective_options(self, name: str) -> Any:

@@ -44,7 +44,7 @@ import torch
 from catalog import storage
 from catalog.errors import UserError
 from training import tokenizer
-from training.checkpoints import RunCheckpoint, load_state, model_from_state, resolve_checkpoint
+from training.checkpoints import CheckpointError, RunCheckpoint, load_state, model_from_state, resolve_checkpoint
 from training.config import TrainConfig
 from training.data import MEAN, STD
 from training.model import DualEncoder, load_preset
@@ -168,6 +168,12 @@ def write_open_clip(
 
 def export_checkpoint(ckpt: RunCheckpoint, out: str | os.PathLike) -> dict[str, Any]:
     """Export a training checkpoint to open_clip; returns what was written and what was left out."""
+    if ckpt.config.model.family != "dual_encoder":
+        raise CheckpointError(
+            f"checkpoint {ckpt.path}: export writes a dual encoder as open_clip's CLIP, but run {ckpt.run!r} "
+            f"trained a {ckpt.config.model.family} model (open_clip has no single-stream architecture); "
+            "evaluate it with `python -m training eval` instead"
+        )
     state = load_state(ckpt)
     model = model_from_state(ckpt, state)
     objectives_state = state.get("objectives", {})

@@ -103,6 +103,8 @@ class PatchMask(nn.Module):
 
 
 class DualEncoder(nn.Module):
+    family = "dual_encoder"
+
     def __init__(self, preset: dict[str, Any], embed_dim: int | None = None, mask_ratio: float = 0.0) -> None:
         super().__init__()
         v, t = preset["vision"], preset["text"]
@@ -199,8 +201,21 @@ class DualEncoder(nn.Module):
 
 
 def build_model(
-    preset: str, embed_dim: int | None = None, mask_ratio: float = 0.0, grad_checkpointing: bool = False
-) -> DualEncoder:
+    preset: str,
+    embed_dim: int | None = None,
+    mask_ratio: float = 0.0,
+    grad_checkpointing: bool = False,
+    family: str = "dual_encoder",
+    codebook_size: int | None = None,
+) -> nn.Module:
+    """The model of `family` from its preset: a `DualEncoder`, or SIMLA's `SingleStream`
+    (training.single_stream; its MIM head scores `codebook_size` visual tokens, default 8,192)."""
+    if family == "single_stream":
+        from training.single_stream import build_single_stream  # it builds on this module
+
+        return build_single_stream(preset, embed_dim, codebook_size or 8192, mask_ratio, grad_checkpointing)
+    if family != "dual_encoder":
+        raise ValueError(f"model.family {family!r}: unknown (dual_encoder or single_stream)")
     model = DualEncoder(load_preset(preset), embed_dim=embed_dim, mask_ratio=mask_ratio)
     model.set_grad_checkpointing(grad_checkpointing)
     return model

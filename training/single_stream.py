@@ -34,9 +34,11 @@ self-attention. The CLIP tokenizer's start-of-text token, position 0, is the tex
   the vocabulary from the unimodal image [CLS] (Wv wide, after `ln_post`, as the paper
   says; SIMLA's code puts it on the 256-d normalised ITC feature instead).
 
-Heads: `itm_head` Linear(W, 2); `mlm_head` BERT's (dense + GELU + LayerNorm, then the token
+Heads: `itm_head` Linear(W, 2) (index 1: matched); `mlm_head` BERT's (dense + GELU + LayerNorm, then the token
 embedding's transpose, tied, plus a bias); `mim_head` Linear(W, codebook_size) over the
-patch outputs of `fuse_image` (text-conditioned; W, not Wv, wide); `psl_head`
+patch outputs of `fuse_image` (text-conditioned; W, not Wv, wide), with the learned
+`mim_mask_token` that replaces masked patches (a model parameter, so the momentum copy
+has its own average of it); `psl_head`
 Linear(Wv, vocab). ITC projections: open_clip's `visual.proj` (Wv -> E, no bias) and
 `text_proj` Linear(W, E).
 
@@ -234,6 +236,8 @@ def _init_bert(module: nn.Module) -> None:
 
 
 class SingleStream(nn.Module):
+    family = "single_stream"
+
     def __init__(
         self, preset: dict[str, Any], embed_dim: int | None = None, codebook_size: int = 8192, mask_ratio: float = 0.0
     ) -> None:
@@ -259,6 +263,7 @@ class SingleStream(nn.Module):
         self.itm_head = nn.Linear(t["width"], 2)
         self.mlm_head = MlmHead(self.text.token_embedding)
         self.mim_head = nn.Linear(t["width"], codebook_size)
+        self.mim_mask_token = nn.Parameter(torch.zeros(v["width"]).normal_(std=0.02))  # BEiT's [MASK] patch
         self.psl_head = nn.Linear(v["width"], self.vocab_size)
         for part in (self.text, self.text_proj, self.itm_head, self.mlm_head, self.mim_head, self.psl_head):
             part.apply(_init_bert)
@@ -290,12 +295,17 @@ class SingleStream(nn.Module):
         """FLIP patch dropout on or off (only ever active in training mode with mask_ratio > 0)."""
         self.visual.patch_dropout.enabled = enabled and self.visual.patch_dropout.ratio > 0
 
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """Activation checkpointing of the ViT (the text blocks are not checkpointed)."""
+        self.visual.set_grad_checkpointing(enabled)
+
     # --- vision ------------------------------------------------------------------------------
 
-    def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image_feat [B, E] L2-normalised g_v(v_cls), image tokens [B, N+1, Wv] after ln_post, CLS first)."""
-        tokens = model.vit_tokens(self.visual, image, drop=True)
-        return F.normalize(tokens[:, 0] @ self.visual.proj, dim=-1), tokens
+    def encode_image(self, image: torch.Tensor, tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(image_feat [B, E] L2-normalised g_v(v_cls), image tokens [B, N+1, Wv] after ln_post, CLS first;
+        None with `tokens=False`)."""
+        out = model.vit_tokens(self.visual, image, drop=True)
+        return F.normalize(out[:, 0] @ self.visual.proj, dim=-1), (out if tokens else None)
 
     def masked_image_pass(self, image: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor) -> torch.Tensor:
         """Tokens [B, grid*grid + 1, Wv] (CLS first, unlike DualEncoder's patches-only) of `image` with the
@@ -310,13 +320,19 @@ class SingleStream(nn.Module):
     # --- text and fusion ---------------------------------------------------------------------
 
     def encode_text(
-        self, text: torch.Tensor, text_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, text: torch.Tensor, text_mask: torch.Tensor | None = None, tokens: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(text_feat [B, E] L2-normalised g_l(l_cls), states [B, L, W]: the unimodal residual stream
-        before `ln_text`, the input `fuse` continues from). `text_mask` defaults to the padding mask."""
+        before `ln_text`, the input `fuse` continues from; None with `tokens=False`). `text_mask`
+        defaults to the padding mask."""
         mask = tokenizer.padding_mask(text) if text_mask is None else text_mask.bool()
         states = self.text.unimodal(text, mask)
-        return F.normalize(self.text_proj(self.text.ln_text(states[:, 0])), dim=-1), states
+        return F.normalize(self.text_proj(self.text.ln_text(states[:, 0])), dim=-1), (states if tokens else None)
+
+    def fusion_input(self, ids: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
+        """What `fuse` takes for a caption: its unimodal `states` when they can be reused (text.shared
+        false), else its token ids."""
+        return ids if self.text.shared or states is None else states
 
     def fuse(
         self,
@@ -390,6 +406,12 @@ class SingleStream(nn.Module):
 
 
 def build_single_stream(
-    preset: str, embed_dim: int | None = None, codebook_size: int = 8192, mask_ratio: float = 0.0
+    preset: str,
+    embed_dim: int | None = None,
+    codebook_size: int = 8192,
+    mask_ratio: float = 0.0,
+    grad_checkpointing: bool = False,
 ) -> SingleStream:
-    return SingleStream(load_preset(preset), embed_dim=embed_dim, codebook_size=codebook_size, mask_ratio=mask_ratio)
+    model = SingleStream(load_preset(preset), embed_dim=embed_dim, codebook_size=codebook_size, mask_ratio=mask_ratio)
+    model.set_grad_checkpointing(grad_checkpointing)
+    return model

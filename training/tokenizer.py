@@ -36,6 +36,21 @@ def mask_id() -> int:
     return tokenizer().encoder["<mask>"]
 
 
+# Common English function words (a short list in the spirit of NLTK's): SIMLA's pseudo-labels
+# are concepts, and "the" or "of" the multimodal [CLS] attends to are not (simla_psl skips them).
+STOP_WORDS = (
+    "a an the and or but of to in on at by for with from into onto over under as is are was were be been "
+    "being it its this that these those there here his her their our your my some any each other than then "
+    "very not no can will just while who which what where when how up down out off"
+).split()
+
+
+def stop_ids() -> tuple[int, ...]:
+    """Ids of the stop words that are one BPE token (``word</w>``), ascending."""
+    encoder = tokenizer().encoder
+    return tuple(sorted({encoder[w + "</w>"] for w in STOP_WORDS if w + "</w>" in encoder}))
+
+
 def tokenize(texts: list[str], context_length: int = CONTEXT_LENGTH) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids [N, context] (long) and padding mask [N, context] (bool, True = real token)."""
     ids = tokenizer(context_length)(texts, context_length=context_length)

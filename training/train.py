@@ -1,7 +1,8 @@
 """Ray Train pretraining: `launch` starts a TorchTrainer; `worker_loop` runs on each worker.
 
 Checkpoints (every `checkpoint.every_steps` and at the end) go through Ray Train to local or
-s3:// storage: rank 0 writes the model, objectives (and their state), optimiser, scheduler,
+s3:// storage: rank 0 writes the model, objectives (and their state: queues and their
+pointers), the momentum model (SIMLA; α follows the saved step), optimiser, scheduler,
 grad scaler and step; every rank writes its RNG states. The data position is the step (one
 batch per step per worker), from which the stream resumes exactly. Re-running the same
 command (same run.name and storage) resumes from the latest checkpoint; after a worker
@@ -166,6 +167,8 @@ def worker_loop(config: dict[str, Any]) -> None:
             state = torch.load(os.path.join(d, STATE_FILE), map_location=device, weights_only=False)
             trainee.model.load_state_dict(state["model"])
             trainee.objectives.load_state_dict(state["objectives"])
+            if trainee.momentum is not None:
+                trainee.momentum.load_state_dict(state["momentum"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
@@ -184,8 +187,9 @@ def worker_loop(config: dict[str, Any]) -> None:
         model = torch.nn.parallel.DistributedDataParallel(
             trainee,
             device_ids=[device.index] if device.type == "cuda" else None,
-            # unimodal batches leave a tower (and the other modality's objectives) unused
-            find_unused_parameters=len({s.modality for s in sources}) > 1,
+            # unimodal batches leave a tower (and the other modality's objectives) unused; a
+            # single-stream model has heads (ITM, MLM, MIM, PSL) only some objectives train
+            find_unused_parameters=len({s.modality for s in sources}) > 1 or trainee.family == "single_stream",
             broadcast_buffers=False,  # queues are filled identically everywhere (all-gathered)
         )
     mixture = Mixture(
@@ -207,6 +211,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     while step < cfg.steps:
         source, batch = next(batches)  # the mixture's state stays that of `step` at every save
         trainee.model.set_masking(step < cfg.steps - cfg.model.unmasked_steps)
+        trainee.set_step(step, mixture.batches_per_epoch)  # SIMLA's distillation weight follows the step
         batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             total, losses = model(batch)
@@ -243,6 +248,8 @@ def worker_loop(config: dict[str, Any]) -> None:
                 if objective.log_scale is not None:
                     metrics[f"temperature/{name}"] = 1.0 / objective.logit_scale().item()
             metrics.update(trainee.log_metrics())
+            if trainee.momentum is not None:
+                metrics["alpha"] = trainee.alpha()
             for ref, n in mixture.state().positions.items():
                 metrics[f"samples/{ref}"] = n * global_batch
             t_last, last_logged = now, step
@@ -303,6 +310,7 @@ def _save(
                 {
                     "model": trainee.model.state_dict(),
                     "objectives": trainee.objectives.state_dict(),
+                    "momentum": None if trainee.momentum is None else trainee.momentum.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),

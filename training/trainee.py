@@ -1,4 +1,4 @@
-"""The trained unit: the dual encoder plus its weighted objectives (one module, so DDP
+"""The trained unit: the model (a dual encoder, or SIMLA's single-stream model) plus its weighted objectives (one module, so DDP
 averages every gradient, temperatures and objective heads included, and one state_dict
 holds it all: queues, pointers and the visual tokenizer too).
 
@@ -9,10 +9,21 @@ objectives read: the model's `image`/`text` and every view they request
 (DeCLIP's image and its view go through the ViT together, the caption and its EDA view
 through the text tower together). Every objective then gets the outputs, the batch and
 the model. Forward time per objective (its own passes and loss) is kept for the logs.
+
+A single-stream model (`model.family: single_stream`) runs its unimodal passes once per
+step (`SingleStream.forward`: image and text features, image tokens, text states); its
+objectives run their multimodal passes themselves. When an objective reads the momentum
+model (`Objective.uses_momentum`) the trainee owns it: a copy of the model made at build
+time, outside autograd, updated in place (`momentum_update`, `model.momentum.decay`)
+before every training forward and then run on the same inputs (`outputs["momentum"]`);
+the distillation weight α (`outputs["alpha"]`) follows the step the training loop sets
+(`set_step`), ramped over `model.momentum.alpha_ramp_steps`. The momentum model is a
+submodule, so the trainee's state holds it (the checkpoint saves it as `momentum`).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable
 
@@ -21,16 +32,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from training import tokenizer
-from training.config import TrainConfig
+from training.config import MomentumConfig, TrainConfig
 from training.data import BatchSpec, batch_spec
-from training.model import DualEncoder, build_model
-from training.objectives import OBJECTIVES, ModelInfo, Objective
+from training.model import build_model
+from training.objectives import OBJECTIVES, ModelInfo, Objective, distill_alpha, momentum_update
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TOKEN_OUTPUTS = frozenset({"image_tokens", "text_tokens"})
 
 
-def model_info(model: DualEncoder, cfg: TrainConfig, visual_tokenizer: nn.Module | None = None) -> ModelInfo:
+def model_info(model: nn.Module, cfg: TrainConfig, visual_tokenizer: nn.Module | None = None) -> ModelInfo:
     tok = tokenizer.tokenizer()
     return ModelInfo(
         embed_dim=model.embed_dim,
@@ -43,6 +54,8 @@ def model_info(model: DualEncoder, cfg: TrainConfig, visual_tokenizer: nn.Module
         special_ids=(0, tok.sot_token_id, tok.eot_token_id),
         amp_dtype=AMP_DTYPES[cfg.precision],
         visual_tokenizer=visual_tokenizer,
+        family=cfg.model.family,
+        stop_ids=tokenizer.stop_ids(),
     )
 
 
@@ -54,15 +67,23 @@ def build_objectives(cfg: TrainConfig, info: ModelInfo) -> dict[str, Objective]:
 class Trainee(nn.Module):
     def __init__(
         self,
-        model: DualEncoder,
+        model: nn.Module,
         objectives: dict[str, Objective],
         weights: dict[str, float],
         options: dict[str, object],
         image_from: str = "jpg",
+        momentum: MomentumConfig | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.family = getattr(model, "family", "dual_encoder")
         self.objectives = nn.ModuleDict(objectives)
+        self.momentum_config = momentum or MomentumConfig()
+        self.momentum: nn.Module | None = None
+        if any(type(o).uses_momentum for o in objectives.values()):
+            self.momentum = copy.deepcopy(model).requires_grad_(False)
+        self.step = 0  # the training step the next forward belongs to (`set_step`)
+        self.alpha_ramp_steps = self.momentum_config.alpha_ramp_steps or 0
         self.weights = dict(weights)
         self.image_alias = image_from  # the member decoded as `image`: requests for it read `image`
         self.requests = {
@@ -70,6 +91,16 @@ class Trainee(nn.Module):
             for name, o in objectives.items()
         }
         self.times_ms: dict[str, float] = {}
+
+    def set_step(self, step: int, steps_per_epoch: int | None = None) -> None:
+        """The step of the next forward (α's ramp follows it); a ramp of None steps is one epoch."""
+        self.step = int(step)
+        if self.momentum_config.alpha_ramp_steps is None and steps_per_epoch:
+            self.alpha_ramp_steps = int(steps_per_epoch)
+
+    def alpha(self) -> float:
+        """The distillation weight α at the current step (SIMLA §3: 0 -> 0.4 over the first epoch)."""
+        return distill_alpha(self.step, self.alpha_ramp_steps, self.momentum_config.alpha)
 
     def active(self, modality: str) -> list[str]:
         return [name for name, o in self.objectives.items() if modality in o.modalities]
@@ -90,6 +121,8 @@ class Trainee(nn.Module):
     def encode(self, batch: dict[str, torch.Tensor], names: Iterable[str]) -> dict:
         """Every input the active objectives read, each encoded once (see the module docstring)."""
         names = list(names)
+        if self.family == "single_stream":
+            return self.encode_single_stream(batch)
         needs = frozenset().union(*(self.objectives[n].needs for n in names))
         image_keys, text_keys = [], []
         if needs & {"image_features", "image_tokens"}:
@@ -135,6 +168,20 @@ class Trainee(nn.Module):
             outputs["text_mask"] = batch["text_mask"]
         return outputs
 
+    def encode_single_stream(self, batch: dict[str, torch.Tensor]) -> dict:
+        """The single-stream model's unimodal passes and, when kept, the momentum model's."""
+        image, text, mask = batch["image"], batch["text"], batch["text_mask"]
+        outputs: dict = self.model(image, text, mask)
+        outputs["features"] = {"image": outputs["image_features"], "text": outputs["text_features"]}
+        outputs["alpha"] = self.alpha()
+        if self.momentum is not None:
+            with torch.no_grad():
+                if self.training:
+                    momentum_update(self.model, self.momentum, self.momentum_config.decay)
+                self.momentum.train(self.training)
+                outputs["momentum"] = {**self.momentum(image, text, mask), "model": self.momentum}
+        return outputs
+
     def log_metrics(self) -> dict[str, float]:
         out = {}
         for name, objective in self.objectives.items():
@@ -154,7 +201,9 @@ def _same_shape(batch: dict[str, torch.Tensor], keys: list[str]) -> list[list[st
 
 
 def build_trainee(cfg: TrainConfig, visual_tokenizer: nn.Module | None = None) -> Trainee:
-    model = build_model(cfg.model.preset, cfg.model.embed_dim, cfg.model.mask_ratio, cfg.model.grad_checkpointing)
+    m = cfg.model
+    codes = int(visual_tokenizer.codes) if visual_tokenizer is not None and hasattr(visual_tokenizer, "codes") else None
+    model = build_model(m.preset, m.embed_dim, m.mask_ratio, m.grad_checkpointing, m.family, codebook_size=codes)
     options = {name: cfg.objective_options(name) for name in cfg.objectives}
     return Trainee(
         model,
@@ -162,6 +211,7 @@ def build_trainee(cfg: TrainConfig, visual_tokenizer: nn.Module | None = None) -
         {n: s.weight for n, s in cfg.objectives.items()},
         options,
         image_from=cfg.data.image_from,
+        momentum=m.momentum,
     )
 
 

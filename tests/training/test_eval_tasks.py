@@ -88,3 +88,71 @@ def test_unknown_task_or_option_fails_when_the_config_loads(root):
         _cfg(root, {"clip": {}}, tasks={"zeroshoot": {}})
     with pytest.raises(ValidationError, match="NAME@VERSION"):
         _cfg(root, {"clip": {}}, sets=["demo-eval"])
+
+
+def _single_stream_cfg(root: str, **eval_cfg) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {
+            "dataset": "ev@latest",
+            "root": root,
+            "model": {"family": "single_stream"},
+            "objectives": {"simla_itc": {}, "simla_itm": {}},
+            "eval": {"sets": ["ev@latest"], **eval_cfg},
+        }
+    )
+
+
+def test_a_single_stream_model_is_ranked_by_itc_and_reranked_by_itm(root):
+    torch.manual_seed(0)
+    model = build_model("tiny", family="single_stream")
+    (result,) = evaluate(model, _single_stream_cfg(root, max_images=40, tasks={"retrieval": {"k": 5}}))
+    assert "retrieval scorer: itm (top 5 re-scored)" in result.notes
+    for name in ("retrieval/i2t_r1", "retrieval/t2i_r5", "retrieval/itc_i2t_r1", "retrieval/itc_t2i_r10"):
+        assert 0.0 <= result.metrics[name] <= 1.0 and result.chance[name] > 0, name
+    # the top 5 are re-ranked, the rest keep the ITC order: R@10 is the same for both
+    assert result.metrics["retrieval/i2t_r10"] == result.metrics["retrieval/itc_i2t_r10"]
+
+
+def test_the_itm_scorer_orders_each_querys_candidates_by_the_itm_head():
+    from training import tokenizer
+    from training.eval.scoring import SCORERS, Encoded, itm_log_odds
+
+    torch.manual_seed(0)
+    model = build_model("tiny", family="single_stream").eval()
+    captions = ["a red circle", "two blue squares", "a green star", "one big triangle", "a yellow square"]
+    ids, mask = tokenizer.tokenize(captions)
+    with torch.no_grad():
+        image_f, image_t = model.encode_image(torch.randn(3, 3, 64, 64))
+        text_f, states = model.encode_text(ids)
+    images = Encoded(image_f, image_t, torch.ones(image_t.shape[:2], dtype=torch.bool))
+    texts = Encoded(text_f, states, mask, ids)
+    i2t, t2i = SCORERS.get("itm")(images, texts, k=5, model=model)  # every candidate re-scored
+    for q in range(3):
+        direct = itm_log_odds(model, image_t[q : q + 1].expand(5, -1, -1), states, mask)
+        assert torch.equal(i2t[q].argsort(), direct.argsort())
+    for q in range(5):
+        direct = itm_log_odds(model, image_t, states[q : q + 1].expand(3, -1, -1), mask[q : q + 1].expand(3, -1))
+        assert torch.equal(t2i[q].argsort(), direct.argsort())
+    one, _ = SCORERS.get("itm")(images, texts, k=1, model=model)  # only the cosine top 1 re-scored
+    assert torch.equal(one.argmax(1), (image_f @ text_f.T).argmax(1))
+    assert torch.equal(one.argsort(1)[:, :4], (image_f @ text_f.T).argsort(1)[:, :4])
+    with pytest.raises(ValueError, match="needs a single-stream model"):
+        SCORERS.get("itm")(images, texts, k=5, model=None)
+
+
+def test_single_stream_word_patch_pictures_use_its_cross_attention(root):
+    from training.eval.base import EvalContext
+
+    torch.manual_seed(0)
+    model = build_model("tiny", family="single_stream").eval()
+    data = load_eval_set(root, "ev@latest", 64, max_images=4)
+    ctx = EvalContext(model, data, False, "cpu", 8)
+    texts = ctx.texts(data.captions[:2])
+    scores = ctx.word_patch_scores(data.caption_image[0], texts, 0)
+    fused = model.fuse(
+        texts.tokens[:1], texts.mask[:1], ctx.images().tokens[data.caption_image[0]][None], return_attention=True
+    )
+    assert scores.shape == (texts.ids.shape[1], model.grid**2)
+    torch.testing.assert_close(scores, fused["cross_attention"][0, :, 1:])
+    (result,) = evaluate(model, _single_stream_cfg(root, max_images=30, tasks={"alignment": {"drawings": 1}}))
+    assert set(result.files) == {"wordpatch-0.png"} and 0.0 <= result.metrics["alignment/localisation_acc"] <= 1.0

@@ -136,11 +136,12 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "train").glob("*.yaml")))
 def test_every_shipped_training_config_loads_and_builds(name):
     from catalog.config import load_config
+    from training.objectives import OBJECTIVES
     from training.trainee import build_trainee
     from training.visual_tokenizer import learn_kmeans, patch_vectors
 
     cfg = load_config(TrainConfig, REPO / "configs" / "train" / name)
-    uses_mim = "flava_mim" in cfg.objectives
+    uses_mim = any(getattr(OBJECTIVES.get(n), "uses_visual_tokenizer", False) for n in cfg.objectives)
     tok = (
         learn_kmeans(patch_vectors(torch.randn(4, 3, 64, 64), 8).reshape(-1, 192), codes=8, iters=1)
         if uses_mim

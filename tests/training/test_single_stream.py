@@ -245,7 +245,7 @@ def test_a_combined_loss_reaches_every_parameter(batch, shared):
     itm = model.itm_head(fused["cls"]).logsumexp(dim=1).mean()
     mlm = model.mlm_head(fused["states"][mask]).logsumexp(dim=-1).mean()
     patch_mask = torch.rand(B, model.grid**2, generator=torch.Generator().manual_seed(0)) < 0.4
-    masked = model.masked_image_pass(images, patch_mask, torch.zeros(model.vision_width))
+    masked = model.masked_image_pass(images, patch_mask, model.mim_mask_token)
     mim = model.mim_head(model.fuse_image(masked, out["text_states"], mask)[:, 1:][patch_mask]).logsumexp(-1).mean()
     psl = torch.nn.functional.binary_cross_entropy_with_logits(
         model.psl_logits(out["image_tokens"]), torch.zeros(B, model.vocab_size)

@@ -35,10 +35,16 @@ class TaskResult:
 
 
 class EvalContext:
-    """One eval set and one model: images encoded once, texts encoded on demand (cached)."""
+    """One eval set and one model: images encoded once, texts encoded on demand (cached).
+
+    A dual encoder's tokens are its L2-normalised joint-space tokens (late interaction); a
+    single-stream model's are what its multimodal encoder continues from: the image tokens
+    after ln_post (CLS first) and the captions' unimodal states (`SingleStream.fusion_input`).
+    """
 
     def __init__(self, model: torch.nn.Module, data: EvalSet, late: bool, device: str | torch.device, batch: int):
         self.model, self.data, self.late, self.device, self.batch = model, data, late, device, batch
+        self.family = getattr(model, "family", "dual_encoder")
         self._images: Encoded | None = None
         self._texts: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -69,6 +75,24 @@ class EvalContext:
                 self._texts[text] = (f[j].float().cpu(), t[j].float().cpu(), mask[j], ids[j])
         rows = [self._texts[t] for t in texts]
         return Encoded(*(torch.stack([r[k] for r in rows]) for k in range(4)))
+
+    @torch.no_grad()
+    def word_patch_scores(self, image: int, texts: Encoded, row: int) -> torch.Tensor:
+        """[L, grid*grid]: how much each token of caption `row` of `texts` goes with each patch of
+        image `image`. A dual encoder: the token-patch cosine FILIP's late interaction maximises
+        (FILIP §4.5); a single-stream model: the cross-attention of its last multimodal block,
+        averaged over heads, from the caption's tokens to the patches (its CLS column left out)."""
+        images = self.images()
+        if self.family != "single_stream":
+            return texts.tokens[row] @ images.tokens[image].T
+        text_in = self.model.fusion_input(texts.ids[row : row + 1], texts.tokens[row : row + 1])
+        fused = self.model.fuse(
+            text_in.to(self.device),
+            texts.mask[row : row + 1].to(self.device),
+            images.tokens[image : image + 1].to(self.device),
+            return_attention=True,
+        )
+        return fused["cross_attention"][0, :, 1:].float().cpu()
 
 
 class EvalTask:

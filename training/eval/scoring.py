@@ -1,9 +1,12 @@
 """How an image and a text are scored against each other: cosine of global features, or
 FILIP's token-wise late interaction (FILIP §3.1.1, Eq. 4-5) re-scoring the top candidates.
 
-Scorers are registered by name (`SCORERS`) and chosen by `eval.tasks.retrieval.scorer`
-(`auto`: `late` for a model trained with the `filip` objective, else `cosine`). A single-
-stream model (SIMLA) adds its ITM re-ranker as one more scorer.
+Scorers are registered by name (`SCORERS`), called as `scorer(images, texts, k, model)` and
+chosen by `eval.tasks.retrieval.scorer` (`auto`: `itm` for a single-stream model, `late`
+for a model trained with the `filip` objective, else `cosine`). `itm` is ALBEF's and SIMLA's
+retrieval (SIMLA §4.3, ALBEF's `k_test` = 256): every pair ranked by the ITC cosine, each
+query's top `k` candidates re-scored by the multimodal encoder's ITM head (log-odds of
+"matched"), the others kept below in cosine order.
 
 Late interaction over all N x M pairs costs N*M*n*m*d multiply-adds (n, m tokens): on a
 1,000-image x 5,000-caption set of a ViT-B/16 (196 patches, 77 tokens, d=512) that is
@@ -66,14 +69,14 @@ def _rescored(global_scores: torch.Tensor, candidates: torch.Tensor, late: torch
 
 
 @SCORERS.register("cosine")
-def cosine(images: Encoded, texts: Encoded, k: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def cosine(images: Encoded, texts: Encoded, k: int = 0, model=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(image->text scores [N, M], text->image scores [M, N]) by global cosine."""
     s = images.features @ texts.features.T
     return s, s.T
 
 
 @SCORERS.register("late")
-def late(images: Encoded, texts: Encoded, k: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def late(images: Encoded, texts: Encoded, k: int = 32, model=None) -> tuple[torch.Tensor, torch.Tensor]:
     """FILIP late interaction on each query's top-k candidates by cosine (see the module doc)."""
     if images.tokens is None or texts.tokens is None:
         raise ValueError("the late-interaction scorer needs token embeddings")
@@ -90,6 +93,39 @@ def late(images: Encoded, texts: Encoded, k: int = 32) -> tuple[torch.Tensor, to
         c = t2i_c[q]
         fwd, _ = late_interaction(texts.tokens[q : q + 1], texts.mask[q : q + 1], images.tokens[c], images.mask[c])
         t2i[q] = fwd[0]
+    return _rescored(g, i2t_c, i2t), _rescored(g.T, t2i_c, t2i)
+
+
+@torch.no_grad()
+def itm_log_odds(model, image_tokens: torch.Tensor, text_in: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    """[n]: a single-stream model's ITM log-odds (matched minus not matched) for n image-caption pairs."""
+    device = next(model.parameters()).device
+    fused = model.fuse(text_in.to(device), text_mask.to(device), image_tokens.to(device))
+    logits = model.itm_head(fused["cls"]).float()
+    return (logits[:, 1] - logits[:, 0]).cpu()
+
+
+@SCORERS.register("itm")
+def itm(images: Encoded, texts: Encoded, k: int = 256, model=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """ITC cosine, each query's top-k candidates re-ranked by the ITM head (see the module doc)."""
+    if model is None or not hasattr(model, "itm_head") or images.tokens is None or texts.tokens is None:
+        raise ValueError("the itm scorer needs a single-stream model (model.family: single_stream)")
+    texts = trimmed(texts)
+    text_in = model.fusion_input(texts.ids, texts.tokens)
+    g = images.features @ texts.features.T
+    i2t_c, t2i_c = _top_candidates(g, k), _top_candidates(g.T, k)
+    i2t = torch.empty(i2t_c.shape, dtype=g.dtype)
+    for q in range(g.shape[0]):  # image q with each of its candidate captions
+        c = i2t_c[q]
+        image = images.tokens[q : q + 1].expand(len(c), -1, -1)
+        i2t[q] = itm_log_odds(model, image, text_in[c], texts.mask[c])
+    t2i = torch.empty(t2i_c.shape, dtype=g.dtype)
+    for q in range(g.shape[1]):  # caption q with each of its candidate images
+        c = t2i_c[q]
+        caption, mask = text_in[q : q + 1], texts.mask[q : q + 1]
+        t2i[q] = itm_log_odds(
+            model, images.tokens[c], caption.expand(len(c), *caption.shape[1:]), mask.expand(len(c), -1)
+        )
     return _rescored(g, i2t_c, i2t), _rescored(g.T, t2i_c, t2i)
 
 

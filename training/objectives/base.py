@@ -16,6 +16,15 @@ An objective is a small `nn.Module` subclass of `Objective`, registered with
   [B, L] with their padding mask under `NAME:mask` (`mask_key`); a pattern draws one
   matching member per sample. The trainer decodes exactly what the configured objectives
   declare, and a version lacking a declared member fails before training.
+- `families`: the model families it trains (`model.family`: `dual_encoder`, the default, or
+  SIMLA's `single_stream`); a config pairing an objective with another family fails when
+  it is loaded. A single-stream model's outputs are `image_features`, `text_features`,
+  `image_tokens` (the ViT's tokens after ln_post, CLS first), `text_states` (the unimodal
+  text stream) and `text_mask`.
+- `uses_momentum`: the objective reads the momentum (EMA) model: the trainee then keeps one
+  (`model.momentum`), updates it in place before each training forward and hands over its
+  outputs as `outputs["momentum"]` (the same keys, plus `model`: the momentum model itself,
+  for the objective's own passes) and the distillation weight α as `outputs["alpha"]`.
 - `modalities`: the batch modalities it runs on (`pair`, `image`, `text`; FLAVA A.2 mixes
   unimodal and paired sources, one source per batch): on a batch of another modality the
   objective is skipped that step.
@@ -79,6 +88,8 @@ class ModelInfo:
     special_ids: tuple[int, ...] = (0, 49406, 49407)  # never masked: padding, start and end of text
     amp_dtype: torch.dtype | None = None
     visual_tokenizer: nn.Module | None = None  # images [B,3,S,S], grid -> ids [B, grid*grid]
+    family: str = "dual_encoder"  # model.family
+    stop_ids: tuple[int, ...] = ()  # single-token ids of common English stop words (SIMLA's PSL may skip them)
 
     @property
     def grid(self) -> int:
@@ -92,13 +103,18 @@ class Objective(nn.Module):
     needs: ClassVar[frozenset[str]] = frozenset()
     batch_members: ClassVar[tuple[str, ...]] = ("jpg", "txt")
     modalities: ClassVar[frozenset[str]] = frozenset({"pair"})
+    families: ClassVar[frozenset[str]] = frozenset({"dual_encoder"})
+    uses_momentum: ClassVar[bool] = False
 
-    def __init__(self, init_temperature: float | None = None, max_logit_scale: float = 100.0) -> None:
+    def __init__(
+        self, init_temperature: float | None = None, max_logit_scale: float = 100.0, min_logit_scale: float = 0.0
+    ) -> None:
         super().__init__()
         self.log_scale = (
             None if init_temperature is None else nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         )
         self.max_logit_scale = max_logit_scale
+        self.min_logit_scale = min_logit_scale
 
     @classmethod
     def members(cls, options: ObjectiveOptions) -> tuple[str, ...]:
@@ -116,10 +132,10 @@ class Objective(nn.Module):
         return ()
 
     def logit_scale(self) -> torch.Tensor:
-        """exp(log_scale), clamped at the maximum (no gradient pushes it further)."""
+        """exp(log_scale), clamped to [min_logit_scale, max_logit_scale] (no gradient pushes it further)."""
         if self.log_scale is None:
             raise AttributeError(f"{type(self).__name__} has no temperature")
-        return self.log_scale.exp().clamp(max=self.max_logit_scale)
+        return self.log_scale.exp().clamp(min=self.min_logit_scale, max=self.max_logit_scale)
 
     def log_metrics(self) -> dict[str, float]:
         """Extra scalars to log at a log step (computed during the last forward)."""

@@ -1,5 +1,9 @@
 """A FIFO feature queue for nearest-neighbour supervision (DeCLIP Sec. 3.3 "Nearest-Neighbor
-Supervision", Fig. 6; Appendix A pseudo code: NEAREST-NEIGHBOR and FIFO-UPDATE; 64K entries).
+Supervision", Fig. 6; Appendix A pseudo code: NEAREST-NEIGHBOR and FIFO-UPDATE; 64K entries)
+and for the momentum features SIMLA's contrastive loss uses as negatives (SIMLA Sec. 2.2,
+MoCo-style queues of M = 65,536). A push takes any number of rows: the pointer wraps
+modulo the size (ALBEF/BLIP assert `size % global_batch == 0` and stop mid-run when a
+batch is smaller, BLIP #101).
 
 Contents, write pointer and fill count are buffers, so they are in the owner's
 `state_dict` (checkpointed and restored: DeCLIP's bank is a plain attribute, random again
@@ -62,6 +66,11 @@ class FeatureQueue(nn.Module):
         self.ptr.copy_((self.ptr + n) % self.size)
         self.count.copy_((self.count + n).clamp(max=self.size))
         self._filled = min(self._filled + n, self.size)
+
+    def rows(self) -> torch.Tensor:
+        """The filled rows [filled, dim] (slot order, not age order; no copy): e.g. the negatives
+        of a contrastive loss against the queue (SIMLA's ITC, Eq. 1-2)."""
+        return self.features[: self._filled]
 
     @torch.no_grad()
     def nearest(self, features: torch.Tensor) -> torch.Tensor:

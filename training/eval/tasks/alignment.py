@@ -1,9 +1,10 @@
 """Word-patch alignment (FILIP §4.5, Fig. 4) drawn, and measured as localisation accuracy.
 
 For each word of a caption (its BPE tokens grouped at the end-of-word marker; a word's
-similarity to a patch is the mean over its tokens) the image patch with the highest
-token-wise similarity is its predicted location, the same token-wise similarity FILIP's
-late interaction maximises. Drawn per image as a PNG: the model's input crop with the
+score for a patch is the mean over its tokens) the image patch with the highest score is
+its predicted location. The score is the token-wise similarity FILIP's late interaction
+maximises for a dual encoder, and the multimodal encoder's cross-attention from the word
+to the patch for a single-stream model (SIMLA §3.5 shows such maps; `EvalContext.word_patch_scores`). Drawn per image as a PNG: the model's input crop with the
 patch grid and each word written in its best patch, then one small panel per word with its
 similarity over the patches as a heat map and the best patch outlined.
 
@@ -120,9 +121,8 @@ class WordPatchAlignment(EvalTask):
 
     def run(self, ctx: EvalContext) -> TaskResult:
         out = TaskResult()
-        data, images = ctx.data, ctx.images()
-        n_patches = images.tokens.shape[1]
-        grid = int(round(n_patches**0.5))
+        data = ctx.data
+        grid = data.images.shape[-1] // ctx.model.patch_size
         centres = patch_centres(grid, data.images.shape[-1])
         first_caption: dict[int, str] = {}
         for caption, image in zip(data.captions, data.caption_image):
@@ -132,9 +132,8 @@ class WordPatchAlignment(EvalTask):
         hits, chance, drawn = [], [], 0
         for row, i in enumerate(order):
             words = caption_words(texts.ids[row], texts.mask[row])
-            sims = [
-                (texts.tokens[row, pos] @ images.tokens[i].T).mean(0).numpy() for _, pos in words
-            ]  # [patches] per word
+            scores = ctx.word_patch_scores(i, texts, row)  # [L, patches]
+            sims = [scores[pos].mean(0).numpy() for _, pos in words]  # [patches] per word
             shapes = data.boxes(i)
             for (word, _), s in zip(words, sims):
                 boxes = targets(word, shapes)
