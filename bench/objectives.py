@@ -1,4 +1,4 @@
-"""DeCLIP and FLAVA step time and peak memory relative to CLIP, side by side in one run.
+"""DeCLIP, FLAVA and SIMLA step time and peak memory relative to CLIP, side by side in one run.
 
     python bench/objectives.py                      # tiny preset, batch 32, CPU
     python bench/objectives.py --device cuda        # ViT-B-16, batch 128, bf16
@@ -12,6 +12,13 @@ Cases (each in a fresh process, so peak memory is its own; the same model and ba
 - `flava`: FLAVA's mixture (0.70 paired / 0.15 image-only / 0.15 text-only, drawn per
   step as in training) with flava_contrastive, flava_mim (a k-means codebook of 8,192
   entries) and flava_mlm: the mean step time over the drawn steps.
+- `simla`: SIMLA's Eq. 10 on the single-stream model with the same ViT (tiny: the tiny
+  ViT under a 4-layer text transformer, 2 with cross-attention; CUDA: ViT-B/16 under
+  12 text layers, 6 with cross-attention, preset `single_stream/base`): simla_itc (queues of
+  65,536, full), simla_itm, simla_xmm (8,192 codes), simla_psl, with the momentum model.
+  Beside it, ITM hard-negative sampling at the same batch: `sample_itm_negatives` (one
+  Gumbel-max draw) against ALBEF's row-by-row `torch.multinomial` loop with `.item()`, each
+  as a share of SIMLA's step (target: < 2% for the vectorised sampler).
 A step is forward + backward + AdamW on pre-decoded batches (data loading runs in the
 loader workers during training and is not part of it); medians after warm-up.
 """
@@ -31,7 +38,8 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import torch  # noqa: E402
 
-CASES = ("clip", "declip", "flava")
+CASES = ("clip", "declip", "flava", "simla")
+SIMLA_PRESET = {"tiny": "tiny", "ViT-B-16": "base"}  # the single-stream preset with the same ViT
 
 
 def batches(preset: dict, batch: int, device: str) -> dict[str, dict]:
@@ -67,11 +75,57 @@ def objectives_of(kind: str) -> tuple[dict, dict]:
             "declip_mvs": {"weight": 0.2},
             "declip_nns": {"weight": 0.2},
         }, {"image_from": "g0.jpg"}
+    if kind == "simla":
+        return {
+            "simla_itc": {"weight": 1.0},
+            "simla_itm": {"weight": 1.0},
+            "simla_xmm": {"weight": 1.0},
+            "simla_psl": {"weight": 1.0},
+        }, {}
     return {
         "flava_contrastive": {"weight": 1.0},
         "flava_mim": {"weight": 1.0},
         "flava_mlm": {"weight": 1.0},
     }, {}
+
+
+def albef_itm_sampling(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor) -> tuple[list[int], list[int]]:
+    """ALBEF's hard-negative draw (models/model_pretrain.py): softmax, diagonal zeroed, one
+    `torch.multinomial` and `.item()` per row and direction."""
+    weights_i2t = torch.softmax(sim_i2t.float(), dim=1) + 1e-5
+    weights_i2t.fill_diagonal_(0)
+    weights_t2i = torch.softmax(sim_t2i.float(), dim=1) + 1e-5
+    weights_t2i.fill_diagonal_(0)
+    neg_image = [torch.multinomial(weights_t2i[b], 1).item() for b in range(sim_i2t.shape[0])]
+    neg_text = [torch.multinomial(weights_i2t[b], 1).item() for b in range(sim_i2t.shape[0])]
+    return neg_text, neg_image
+
+
+def sampling_ms(batch: int, device: str, iters: int) -> dict[str, float]:
+    """Median ms of one batch's ITM negatives: the vectorised sampler and ALBEF's loop."""
+    from training.objectives import sample_itm_negatives
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.randn(2, batch, 256, generator=g), dim=-1).to(device)
+    sim = feats[0] @ feats[1].T / 0.07
+    out = {}
+    for name, fn in (
+        ("vectorised", lambda: sample_itm_negatives(sim, sim.T)),
+        ("row_loop", lambda: albef_itm_sampling(sim, sim.T)),
+    ):
+        times = []
+        for i in range(iters + 3):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            got = fn()
+            if device == "cuda":  # the vectorised draw is asynchronous: count it until its result exists
+                torch.cuda.synchronize()
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+            del got
+        out[name] = statistics.median(times) * 1e3
+    return out
 
 
 def case(kind: str, preset_name: str, batch: int, device: str, precision: str, iters: int, queue) -> None:
@@ -87,11 +141,13 @@ def case(kind: str, preset_name: str, batch: int, device: str, precision: str, i
 
     preset = load_preset(preset_name)
     objectives, data = objectives_of(kind)
-    cfg = TrainConfig(
-        dataset="bench@1", precision=precision, objectives=objectives, data=data, model={"preset": preset_name}
-    )
+    model_cfg = {"preset": preset_name}
+    if kind == "simla":
+        model_cfg = {"preset": SIMLA_PRESET.get(preset_name, preset_name), "family": "single_stream"}
+        model_cfg["momentum"] = {"alpha_ramp_steps": 0}  # alpha at 0.4: every distillation pass runs
+    cfg = TrainConfig(dataset="bench@1", precision=precision, objectives=objectives, data=data, model=model_cfg)
     tokenizer = None
-    if kind == "flava":
+    if kind in ("flava", "simla"):
         size, patch = preset["vision"]["image_size"], preset["vision"]["patch_size"]
         grid = size // patch
         images = torch.randn(max(1, -(-2 * 8192 // grid**2)), 3, size, size)
@@ -147,6 +203,8 @@ def case(kind: str, preset_name: str, batch: int, device: str, precision: str, i
         out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     else:
         out["peak_mem_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if kind == "simla":
+        out["itm_sampling_ms"] = sampling_ms(batch, device, iters)
     queue.put(out)
 
 
@@ -198,6 +256,12 @@ def main() -> None:
             f"{kind:8} {r['s_per_step'] * 1e3:9.1f} {r['samples_per_s']:10.1f} {r['peak_mem_gib']:9.3f} "
             f"{ratio:12.2f} {mem:11.2f}  {goal}"
         )
+    sampling, step_ms = best["simla"]["itm_sampling_ms"], best["simla"]["s_per_step"] * 1e3
+    print(f"ITM hard negatives for a batch of {args.batch} (share of SIMLA's {step_ms:.1f} ms step):")
+    for name, ms in sampling.items():
+        share = ms / step_ms
+        goal = f"  target < 2% {'ok' if share < 0.02 else 'MISSED'}" if name == "vectorised" else ""
+        print(f"  {name:10} {ms:8.3f} ms  {100 * share:6.2f}%{goal}")
 
 
 if __name__ == "__main__":

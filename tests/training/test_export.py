@@ -239,3 +239,13 @@ def test_the_command_end_to_end(storage, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: checkpoint 'no-such-run'"), failed.stderr
     assert "declip-ish" in lines[0] and "Traceback" not in failed.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_single_stream_run_is_not_exported_and_says_why(tmp_path):
+    from training.checkpoints import CheckpointError, RunCheckpoint
+    from training.export import export_checkpoint
+
+    cfg = TrainConfig(dataset="x@1", model={"family": "single_stream"}, objectives={"simla_itm": {}})
+    ckpt = RunCheckpoint(path=str(tmp_path / "checkpoint-00000010"), run="simla", step=10, config=cfg)
+    with pytest.raises(CheckpointError, match="trained a single_stream model .*python -m training eval"):
+        export_checkpoint(ckpt, tmp_path / "out")

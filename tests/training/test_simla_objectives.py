@@ -36,7 +36,8 @@ ALL = ("simla_itc", "simla_itm", "simla_xmm", "simla_psl")
 
 def small_codebook(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return learn_kmeans(patch_vectors(torch.randn(16, 3, 64, 64, generator=g), 8), codes=16, iters=3, seed=seed)
+    patches = patch_vectors(torch.randn(16, 3, 64, 64, generator=g), 8).reshape(-1, 192)
+    return learn_kmeans(patches, codes=16, iters=3, seed=seed)
 
 
 def simla_config(objectives=ALL, **model):

@@ -58,9 +58,11 @@ class SimlaItm(Objective):
             image_all, text_all = all_gather_with_grad(image_tokens, text_in, sizes=sizes)
         else:
             (image_all,), text_all = all_gather_with_grad(image_tokens, sizes=sizes), ids_all
-        texts = torch.cat([text_in, text_all[neg_text], text_in])
+        # index_select, not `x[idx]`: a row drawn twice then sums its gradients in a fixed order
+        # (advanced indexing's backward accumulates in thread order on a multi-threaded CPU)
+        texts = torch.cat([text_in, text_all.index_select(0, neg_text), text_in])
         masks = torch.cat([mask, mask_all[neg_text], mask])
-        images = torch.cat([image_tokens, image_tokens, image_all[neg_image]])
+        images = torch.cat([image_tokens, image_tokens, image_all.index_select(0, neg_image)])
         logits = model.itm_head(model.fuse(texts, masks, images)["cls"])
         labels = torch.cat([torch.ones(rows), torch.zeros(2 * rows)]).long().to(logits.device)
         with torch.no_grad():
