@@ -165,7 +165,7 @@ def case(kind: str, preset_name: str, batch: int, device: str, precision: str, i
     counter = {"step": 0}
 
     def batch_for() -> dict:
-        if kind == "clip":
+        if kind in ("clip", "simla"):
             return data_by_kind["pair"]
         if kind == "declip":
             return data_by_kind["declip"]
