@@ -45,7 +45,7 @@ step "7/9 pretraining with Ray Train: CLIP + FILIP + FLIP masking, DeCLIP's supe
 $PY -m training train configs/train/demo.yaml --set "run.name=$RUN"
 
 step "8/9 SIMLA with Ray Train: the single-stream model, ITC + momentum distillation, ITM hard negatives, XMM, PSL; evaluated on demo-eval"
-$PY -m training train configs/train/simla.yaml --set "run.name=$RUN-simla" --set steps=150
+$PY -m training train configs/train/simla.yaml --set "run.name=$RUN-simla" --set steps=150 --set batch_size=16
 
 step "9/9 lineage: the runs, the versions they read, their evaluations"
 $PY -m catalog --root data show "$RUN"
