@@ -51,6 +51,11 @@ def distilled_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, teacher
     return (1 - alpha) * loss + alpha * -(F.log_softmax(logits, dim=-1) * soft).sum(-1).mean()
 
 
+def _share(hits: torch.Tensor) -> torch.Tensor:
+    """The share of True in `hits` (0 when empty), on the device: no host sync."""
+    return hits.float().sum() / max(1, hits.numel())
+
+
 @OBJECTIVES.register("simla_xmm")
 class SimlaXmm(Objective):
     Options = SimlaXmmOptions
@@ -87,7 +92,7 @@ class SimlaXmm(Objective):
         logits = model.mlm_head(model.fuse(masked, mask, outputs["image_tokens"])["states"][chosen])
         with torch.no_grad():
             soft = teacher.mlm_head(teacher.fuse(masked, mask, momentum["image_tokens"])["states"][chosen])
-            self._metrics["mlm_accuracy"] = (logits.argmax(-1) == labels[chosen]).float().mean()
+            self._metrics["mlm_accuracy"] = _share(logits.argmax(-1) == labels[chosen])
         return distilled_cross_entropy(logits, labels[chosen], soft, alpha)
 
     def _mim(self, outputs, batch, model, momentum, teacher, alpha) -> torch.Tensor:
@@ -105,7 +110,7 @@ class SimlaXmm(Objective):
         with torch.no_grad():
             tokens_m = teacher.masked_image_pass(image, patches, teacher.mim_mask_token)
             soft = teacher.mim_head(teacher.fuse_image(tokens_m, momentum["text_states"], mask)[:, 1:][patches])
-            self._metrics["mim_accuracy"] = (logits.argmax(-1) == targets[patches]).float().mean()
+            self._metrics["mim_accuracy"] = _share(logits.argmax(-1) == targets[patches])
         return distilled_cross_entropy(logits, targets[patches], soft, alpha)
 
     def log_metrics(self) -> dict[str, float]:
