@@ -90,9 +90,12 @@ def test_the_shipped_simla_config_is_equation_10():
     assert cfg.model.family == "single_stream"
     assert {n: s.weight for n, s in cfg.objectives.items()} == dict.fromkeys(ALL, 1.0)
     assert cfg.objective_options("simla_itc").queue_size < 1627  # smaller than the demo version it trains on
-    assert TrainConfig.model_validate({**cfg.to_dict(), "objectives": {"simla_itc": {}}}).objective_options(
-        "simla_itc"
-    ).queue_size == 65536  # the paper's M is the objective's default
+    assert (
+        TrainConfig.model_validate({**cfg.to_dict(), "objectives": {"simla_itc": {}}})
+        .objective_options("simla_itc")
+        .queue_size
+        == 65536
+    )  # the paper's M is the objective's default
     assert cfg.model.momentum.decay == 0.995 and cfg.model.momentum.alpha == 0.4
 
 
