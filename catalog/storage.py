@@ -82,11 +82,14 @@ def exists(uri: str) -> bool:
 
 
 def listdir(uri: str) -> list[str]:
-    """Names (not paths) directly under `uri`; empty when it does not exist."""
+    """Names (not paths) directly under `uri`; empty when it does not exist. On S3 the folder's
+    own marker object (a zero-byte `prefix/`, which `ls` lists) is not one of them."""
     fs, path = filesystem(uri)
     if not fs.exists(path):
         return []
-    return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+    own = path.rstrip("/")
+    entries = (p.rstrip("/") for p in fs.ls(path, detail=False))
+    return sorted(posixpath.basename(p) for p in entries if p != own)
 
 
 def read_bytes(uri: str) -> bytes:
