@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,9 +18,11 @@ def write_parquet(uri: str, table: pa.Table) -> None:
     storage.write_bytes(uri, sink.getvalue().to_pybytes())
 
 
-def read_parquet(uri: str, columns: list[str] | None = None) -> pa.Table:
+def read_parquet(uri: str, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+    """The table at `uri` (those `columns`); `filter` (a `pyarrow.compute` expression) keeps only
+    the rows it holds for, skipping row groups whose statistics rule them out."""
     with storage.open_read(uri) as f:
-        return pq.read_table(f, columns=columns)
+        return pq.read_table(f, columns=columns, filters=filter)
 
 
 def arrow_filesystem(uris: list[str]):

@@ -101,8 +101,9 @@ def sample_part(job: dict[str, Any]) -> dict[str, Any]:
     sample = aligned(sample, text.filter(pc.is_in(text.column("row"), value_set=wanted)))
     rows = sample.column("row").to_pylist()
     rep_rows: list[int | None] = [None] * len(rows)
-    if job["duplicates"] is not None and any(sample.column("duplicate_of").to_pylist()):
-        dups = read_parquet(job["duplicates"])
+    duplicated = [r for r, d in zip(rows, sample.column("duplicate_of").to_pylist()) if d]
+    if job["duplicates"] is not None and duplicated:  # only the sampled duplicates' rows are read
+        dups = read_parquet(job["duplicates"], ["row", "rep_row"], filter=pc.field("row").isin(duplicated))
         rep_of = dict(zip(dups.column("row").to_pylist(), dups.column("rep_row").to_pylist()))
         rep_rows = [rep_of.get(r) if rep_of.get(r, -1) >= 0 else None for r in rows]
     thumbs = _thumbnails(job["images"], {r for r in [*rows, *rep_rows] if r is not None})
