@@ -54,7 +54,6 @@ def model_info(model: nn.Module, cfg: TrainConfig, visual_tokenizer: nn.Module |
         special_ids=(0, tok.sot_token_id, tok.eot_token_id),
         amp_dtype=AMP_DTYPES[cfg.precision],
         visual_tokenizer=visual_tokenizer,
-        family=cfg.model.family,
         stop_ids=tokenizer.stop_ids(),
     )
 
@@ -83,7 +82,7 @@ class Trainee(nn.Module):
         if any(type(o).uses_momentum for o in objectives.values()):
             self.momentum = copy.deepcopy(model).requires_grad_(False)
         self.step = 0  # the training step the next forward belongs to (`set_step`)
-        self.alpha_ramp_steps = self.momentum_config.alpha_ramp_steps or 0
+        self.steps_per_epoch = 0  # the default length of α's ramp (`set_step`)
         self.weights = dict(weights)
         self.image_alias = image_from  # the member decoded as `image`: requests for it read `image`
         self.requests = {
@@ -92,15 +91,15 @@ class Trainee(nn.Module):
         }
         self.times_ms: dict[str, float] = {}
 
-    def set_step(self, step: int, steps_per_epoch: int | None = None) -> None:
-        """The step of the next forward (α's ramp follows it); a ramp of None steps is one epoch."""
-        self.step = int(step)
-        if self.momentum_config.alpha_ramp_steps is None and steps_per_epoch:
-            self.alpha_ramp_steps = int(steps_per_epoch)
+    def set_step(self, step: int, steps_per_epoch: int = 0) -> None:
+        """The step of the next forward (α's ramp follows it) and the epoch's length in steps."""
+        self.step, self.steps_per_epoch = int(step), int(steps_per_epoch)
 
     def alpha(self) -> float:
-        """The distillation weight α at the current step (SIMLA §3: 0 -> 0.4 over the first epoch)."""
-        return distill_alpha(self.step, self.alpha_ramp_steps, self.momentum_config.alpha)
+        """The distillation weight α at the current step (SIMLA §3: 0 -> 0.4 over the first epoch:
+        `model.momentum.alpha_ramp_steps`, None = one epoch)."""
+        ramp = self.momentum_config.alpha_ramp_steps
+        return distill_alpha(self.step, self.steps_per_epoch if ramp is None else ramp, self.momentum_config.alpha)
 
     def active(self, modality: str) -> list[str]:
         return [name for name, o in self.objectives.items() if modality in o.modalities]
@@ -172,7 +171,6 @@ class Trainee(nn.Module):
         """The single-stream model's unimodal passes and, when kept, the momentum model's."""
         image, text, mask = batch["image"], batch["text"], batch["text_mask"]
         outputs: dict = self.model(image, text, mask)
-        outputs["features"] = {"image": outputs["image_features"], "text": outputs["text_features"]}
         outputs["alpha"] = self.alpha()
         if self.momentum is not None:
             with torch.no_grad():

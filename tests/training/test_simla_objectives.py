@@ -15,8 +15,7 @@ from pipelines.webserver import free_port
 from training import tokenizer
 from training.config import TrainConfig
 from training.objectives import psl_targets
-from training.objectives.functional import IGNORE_INDEX, block_mask, mask_tokens
-from training.objectives.simla_itc import distilled_contrastive
+from training.objectives.functional import IGNORE_INDEX, block_mask, distilled_cross_entropy, mask_tokens
 from training.objectives.simla_itm import SimlaItm, SimlaItmOptions
 from training.optim import build_optimizer
 from training.trainee import build_trainee
@@ -182,9 +181,11 @@ def test_itc_is_the_distilled_infonce_against_momentum_batch_and_queue():
     # alpha 0 is plain InfoNCE
     logits = torch.randn(4, 9)
     torch.testing.assert_close(
-        distilled_contrastive(logits, torch.randn(4, 9), torch.tensor([0, 1, 2, 3]), 0.0),
+        distilled_cross_entropy(logits, torch.arange(4), torch.randn(4, 9), 0.0),
         F.cross_entropy(logits, torch.arange(4)),
     )
+    empty = torch.zeros(0, 9, requires_grad=True)  # no row (no masked token): 0, not NaN, and connected
+    assert distilled_cross_entropy(empty, torch.zeros(0, dtype=torch.long)).requires_grad
 
 
 def test_itc_temperature_is_clamped_to_its_range():
@@ -217,13 +218,18 @@ def test_itm_trains_positive_and_both_hard_negatives_and_survives_degenerate_bat
     assert torch.isfinite(itm(outputs, pair_batch(), t.model))
 
 
-def test_xmm_is_distilled_mlm_plus_mim_with_targets_of_the_crop_the_vit_sees():
-    t = trainee_for(("simla_xmm",))
-    xmm, model = t.objectives["simla_xmm"], t.model
+def encoded_for(name: str, step: int):
+    """A trainee of objective `name` alone at `step` (α = 0.04 · step), in training mode, with a
+    batch and its encoded outputs: (objective, model, batch, outputs)."""
+    t = trainee_for((name,))
     t.train()
-    t.set_step(5)  # alpha 0.2
+    t.set_step(step)
     batch = pair_batch()
-    outputs = t.encode(batch, ["simla_xmm"])
+    return t.objectives[name], t.model, batch, t.encode(batch, [name])
+
+
+def test_xmm_is_distilled_mlm_plus_mim_with_targets_of_the_crop_the_vit_sees():
+    xmm, model, batch, outputs = encoded_for("simla_xmm", 5)  # alpha 0.2
     torch.manual_seed(123)
     got = xmm(outputs, batch, model)
     # the same draws by hand: the BERT masks first, then the BEiT block mask
@@ -261,12 +267,7 @@ def test_xmm_is_distilled_mlm_plus_mim_with_targets_of_the_crop_the_vit_sees():
 
 
 def test_psl_targets_come_from_the_momentum_cls_attention_without_stop_words():
-    t = trainee_for(("simla_psl",))
-    psl, model = t.objectives["simla_psl"], t.model
-    t.train()
-    t.set_step(3)  # alpha 0.12
-    batch = pair_batch()
-    outputs = t.encode(batch, ["simla_psl"])
+    psl, model, batch, outputs = encoded_for("simla_psl", 3)  # alpha 0.12
     got = psl(outputs, batch, model)
     m, alpha, teacher = outputs["momentum"], outputs["alpha"], outputs["momentum"]["model"]
     ids, mask = batch["text"], batch["text_mask"]

@@ -88,7 +88,6 @@ class ModelInfo:
     special_ids: tuple[int, ...] = (0, 49406, 49407)  # never masked: padding, start and end of text
     amp_dtype: torch.dtype | None = None
     visual_tokenizer: nn.Module | None = None  # images [B,3,S,S], grid -> ids [B, grid*grid]
-    family: str = "dual_encoder"  # model.family
     stop_ids: tuple[int, ...] = ()  # single-token ids of common English stop words (SIMLA's PSL may skip them)
 
     @property

@@ -119,6 +119,24 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return total / count.clamp(min=1).to(total.dtype)
 
 
+def distilled_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None = None, alpha: float = 0.0
+) -> torch.Tensor:
+    """Mean over rows of H(t, softmax(logits)) with t = (1 - α)·one_hot(targets) + α·softmax(teacher_logits):
+    momentum distillation (ALBEF; SIMLA Eq. 3, 7), which equals (1 - α)·CE + α·H(teacher, student).
+
+    `logits`, `teacher_logits` [n, V]; `targets` [n] class indices. α = 0 or no teacher is plain
+    cross-entropy. In fp32 or higher; with no row the result is 0, still connected to `logits`.
+    """
+    logits = at_least_fp32(logits)
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    target = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+    if teacher_logits is not None and alpha > 0:
+        target = (1 - alpha) * target + alpha * at_least_fp32(teacher_logits.detach()).softmax(dim=1)
+    return -(F.log_softmax(logits, dim=1) * target).sum(dim=1).mean()
+
+
 def block_mask(
     batch: int,
     grid: int,

@@ -18,10 +18,10 @@ averaging gives the full-batch mean with unequal per-worker batches too.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions, at_least_fp32
+from training.objectives.functional import distilled_cross_entropy
 from training.objectives.gather import all_gather_no_grad, gather_sizes, global_offset, share
 from training.objectives.queue import FeatureQueue
 
@@ -37,20 +37,6 @@ class SimlaItcOptions(ObjectiveOptions):
         if not self.min_temperature <= self.init_temperature <= self.max_temperature:
             raise ValueError("need min_temperature <= init_temperature <= max_temperature")
         return self
-
-
-def distilled_contrastive(
-    logits: torch.Tensor, momentum_logits: torch.Tensor | None, positives: torch.Tensor, alpha: float
-) -> torch.Tensor:
-    """Mean over rows of H(target, softmax(logits)), target = (1 - α)·one_hot(positives) + α·softmax(momentum_logits).
-
-    `logits`, `momentum_logits` [b, N]; `positives` [b] column indices. α = 0 (or no momentum
-    logits) is plain InfoNCE. In fp32 or higher."""
-    logits = at_least_fp32(logits)
-    target = F.one_hot(positives, logits.shape[1]).to(logits.dtype)
-    if momentum_logits is not None and alpha > 0:
-        target = (1 - alpha) * target + alpha * at_least_fp32(momentum_logits.detach()).softmax(dim=1)
-    return -(F.log_softmax(logits, dim=1) * target).sum(dim=1).mean()
 
 
 @OBJECTIVES.register("simla_itc")
@@ -87,8 +73,8 @@ class SimlaItc(Objective):
         with torch.no_grad():
             i2t_m = scale.detach() * image_m[local_m] @ text_bank.T
             t2i_m = scale.detach() * text_m[local_m] @ image_bank.T
-        loss_i2t = distilled_contrastive(scale * image @ text_bank.T, i2t_m, positives, alpha)
-        loss_t2i = distilled_contrastive(scale * text @ image_bank.T, t2i_m, positives, alpha)
+        loss_i2t = distilled_cross_entropy(scale * image @ text_bank.T, positives, i2t_m, alpha)
+        loss_t2i = distilled_cross_entropy(scale * text @ image_bank.T, positives, t2i_m, alpha)
         if self.training:  # evaluation passes leave the queues as they are
             self.image_queue.push(image_m)
             self.text_queue.push(text_m)

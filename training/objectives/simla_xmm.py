@@ -21,11 +21,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions, at_least_fp32
-from training.objectives.functional import IGNORE_INDEX, block_mask, mask_tokens
+from training.objectives.base import OBJECTIVES, ModelInfo, Objective, ObjectiveOptions
+from training.objectives.functional import IGNORE_INDEX, block_mask, distilled_cross_entropy, mask_tokens
 
 
 class SimlaXmmOptions(ObjectiveOptions):
@@ -36,19 +35,6 @@ class SimlaXmmOptions(ObjectiveOptions):
     mim_weight: float = Field(1.0, ge=0.0)
     # NAME@VERSION whose recorded codebook to use, or a path; None: the run's first source's
     tokenizer: str | None = None
-
-
-def distilled_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None, alpha: float):
-    """(1 - α)·CE(logits, targets) + α·H(softmax(teacher), logits), means over the rows [n, V];
-    0 (still connected to `logits`) when there is no row."""
-    logits = at_least_fp32(logits)
-    if logits.shape[0] == 0:
-        return logits.sum() * 0.0
-    loss = F.cross_entropy(logits, targets)
-    if teacher is None or alpha <= 0:
-        return loss
-    soft = at_least_fp32(teacher.detach()).softmax(dim=-1)
-    return (1 - alpha) * loss + alpha * -(F.log_softmax(logits, dim=-1) * soft).sum(-1).mean()
 
 
 def _share(hits: torch.Tensor) -> torch.Tensor:
