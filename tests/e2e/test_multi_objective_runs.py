@@ -10,16 +10,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from support.cluster import BIN, REPO, cluster_state, descendants, processes_under, run_script
-from support.raytrain import assert_own_lines_only, kill_a_worker_when, registered
+from support.raytrain import (
+    ENV,
+    assert_own_lines_only,
+    flat_state,
+    kill_a_worker_when,
+    metrics,
+    registered,
+    train,
+    training_cli,
+)
 from support.training_corpus import write_unimodal, write_version
-
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 DECLIP = """dataset: shapes@latest
 root: ./data
@@ -78,33 +84,8 @@ def workdir(tmp_path_factory):
     write_unimodal(d / "data", "texts", "text", n=320, seed=3, per_shard=160)
     for name, text in (("declip.yaml", DECLIP), ("flava.yaml", FLAVA), ("resume.yaml", RESUME)):
         (d / name).write_text(text)
-    out = subprocess.run(
-        [sys.executable, "-m", "training", "tokenizer", "build", "images@1", "--codes", "64", "--root", "data"],
-        cwd=d,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    training_cli(d, "tokenizer", "build", "images@1", "--codes", "64", "--root", "data")
     return d
-
-
-def train(workdir, config, *overrides, wait=True, env=ENV):
-    cmd = [sys.executable, "-m", "training", "train", config] + [a for o in overrides for a in ("--set", o)]
-    proc = subprocess.Popen(
-        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    if not wait:
-        return proc
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
-def metrics(workdir, name):
-    path = workdir / "logs" / name / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def summary(workdir, name):
@@ -164,14 +145,6 @@ def test_flava_mixture_learns_each_objective_on_its_own_batches(workdir):
     assert seen["images@1"] > 0 and seen["texts@1"] > 0
 
 
-def _flat(state) -> torch.Tensor:
-    """Every floating-point tensor of a nested state dict, in key order, as one vector."""
-    if torch.is_tensor(state):
-        return state.double().flatten() if state.is_floating_point() else torch.zeros(0, dtype=torch.float64)
-    items = sorted(state.items()) if isinstance(state, dict) else enumerate(state) if isinstance(state, list) else ()
-    return torch.cat([torch.zeros(0, dtype=torch.float64), *(_flat(v) for _, v in items)])
-
-
 def last_per_step(rows):
     return {r["step"]: r for r in rows}
 
@@ -218,7 +191,7 @@ def test_killed_mixture_run_resumes_with_queue_sampler_and_batches_of_an_uninter
     final_straight = straight_state
     assert final_killed["data"] == final_straight["data"]
     for part in ("model", "optimizer"):  # the same state, batches and RNG draws: bit for bit
-        assert torch.equal(_flat(final_killed[part]), _flat(final_straight[part])), part
+        assert torch.equal(flat_state(final_killed[part]), flat_state(final_straight[part])), part
     for key, value in final_straight["objectives"].items():
         if key.startswith(("declip_nns.queue", "flava_mim.tokenizer")):
             assert torch.equal(final_killed["objectives"][key], value), key
@@ -273,4 +246,4 @@ def test_a_run_whose_worker_node_dies_resumes_on_another_node_bit_identical(work
     final = torch.load(workdir / "ckpt" / "node" / "checkpoint-00000050" / "state.pt", weights_only=False)
     assert final["data"] == straight_state["data"]
     for part in ("model", "optimizer"):
-        assert torch.equal(_flat(final[part]), _flat(straight_state[part])), part
+        assert torch.equal(flat_state(final[part]), flat_state(straight_state[part])), part

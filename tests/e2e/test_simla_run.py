@@ -9,19 +9,22 @@ Data: the shapes corpus (support.training_corpus); the visual tokenizer is built
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from support.cluster import REPO
-from support.raytrain import assert_own_lines_only, kill_a_worker_when, registered
+from support.raytrain import (
+    assert_own_lines_only,
+    flat_state,
+    kill_a_worker_when,
+    metrics,
+    registered,
+    train,
+    training_cli,
+)
 from support.training_corpus import write_version
 
 pytestmark = pytest.mark.slow
 
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
 STEPS = 160
 LOSSES = ("simla_itc", "simla_itm", "simla_xmm", "simla_psl")
 
@@ -51,33 +54,8 @@ def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("simla")
     write_version(d / "data", "shapes", n=480, seed=1, per_shard=160)
     (d / "simla.yaml").write_text(SIMLA)
-    out = subprocess.run(
-        [sys.executable, "-m", "training", "tokenizer", "build", "shapes@1", "--codes", "64", "--root", "data"],
-        cwd=d,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    training_cli(d, "tokenizer", "build", "shapes@1", "--codes", "64", "--root", "data")
     return d
-
-
-def train(workdir, *overrides, wait=True, env=ENV):
-    cmd = [sys.executable, "-m", "training", "train", "simla.yaml"] + [a for o in overrides for a in ("--set", o)]
-    proc = subprocess.Popen(
-        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    if not wait:
-        return proc
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
-def metrics(workdir, name):
-    path = workdir / "logs" / name / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def last_per_step(rows):
@@ -95,7 +73,7 @@ def state_of(workdir, name, step):
 
 @pytest.fixture(scope="module")
 def straight(workdir):
-    out = train(workdir, "run.name=straight", "eval.sets=[shapes@1]", "eval.max_images=64")
+    out = train(workdir, "simla.yaml", "run.name=straight", "eval.sets=[shapes@1]", "eval.max_images=64")
     return out, state_of(workdir, "straight", STEPS)
 
 
@@ -120,15 +98,13 @@ def test_simla_learns_all_four_losses_and_is_evaluated_with_itm_and_cross_attent
     assert evaluated["files"] and all(f.endswith(".png") for f in evaluated["files"])
     assert state["momentum"] is not None and int(state["objectives"]["simla_itc.image_queue.ptr"]) == STEPS * 8 % 100
     # the eval command rebuilds the single-stream model from the checkpoint alone
-    cmd = [sys.executable, "-m", "training", "eval", "straight", "--storage", "ckpt", "--set", "eval.max_images=32"]
-    got = subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True, timeout=600)
-    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
-    assert "retrieval scorer: itm (top 256 re-scored)" in got.stdout and "retrieval/itc_i2t_r1" in got.stdout
+    got = training_cli(workdir, "eval", "straight", "--storage", "ckpt", "--set", "eval.max_images=32")
+    assert "retrieval scorer: itm (top 256 re-scored)" in got and "retrieval/itc_i2t_r1" in got
 
 
 def test_a_killed_simla_run_resumes_model_momentum_queues_and_alpha_exactly(workdir, straight):
     _, straight_state = straight
-    proc = train(workdir, "run.name=killed", wait=False)
+    proc = train(workdir, "simla.yaml", "run.name=killed", wait=False)
     checkpoint = workdir / "ckpt" / "killed" / "checkpoint-00000040"
 
     def ready() -> bool:
@@ -147,15 +123,7 @@ def test_a_killed_simla_run_resumes_model_momentum_queues_and_alpha_exactly(work
             assert resumed[step][f"loss/{name}"] == pytest.approx(uninterrupted[step][f"loss/{name}"], rel=1e-6), step
     final = state_of(workdir, "killed", STEPS)
     for part in ("model", "momentum", "objectives", "optimizer"):  # bit for bit
-        assert _flat(final[part]).shape == _flat(straight_state[part]).shape, part
-        assert torch.equal(_flat(final[part]), _flat(straight_state[part])), part
+        assert flat_state(final[part]).shape == flat_state(straight_state[part]).shape, part
+        assert torch.equal(flat_state(final[part]), flat_state(straight_state[part])), part
     for key in ("simla_itc.image_queue.ptr", "simla_itc.text_queue.ptr", "simla_itc.image_queue.count"):
         assert torch.equal(final["objectives"][key], straight_state["objectives"][key]), key
-
-
-def _flat(state) -> torch.Tensor:
-    """Every tensor of a nested state dict, in key order, as one float64 vector (integers too)."""
-    if torch.is_tensor(state):
-        return state.double().flatten()
-    items = sorted(state.items()) if isinstance(state, dict) else enumerate(state) if isinstance(state, list) else ()
-    return torch.cat([torch.zeros(0, dtype=torch.float64), *(_flat(v) for _, v in items)])

@@ -1,11 +1,65 @@
-"""Ray Train runs started from a test: finding their worker processes (to kill one), and checking
+"""Ray Train runs started from a test: the training CLI in a subprocess, its logged metrics,
+finding its worker processes (to kill one), comparing saved states bit for bit, and checking
 that a run's console carries only lipforge's lines."""
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def train(workdir, config, *overrides, wait=True, env=None):
+    """`python -m training train CONFIG --set ...` in `workdir`, in its own session (so a test can
+    kill its process group). `wait`: run it to the end, assert success and return its output;
+    else return the `Popen`."""
+    cmd = [sys.executable, "-m", "training", "train", config] + [a for o in overrides for a in ("--set", o)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=env or ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def training_cli(workdir, *args, timeout=600) -> str:
+    """`python -m training ARGS...` in `workdir` (e.g. `tokenizer build`, `eval`): assert it
+    succeeds and return its standard output."""
+    cmd = [sys.executable, "-m", "training", *map(str, args)]
+    out = subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def metrics(workdir, name):
+    """Rank 0's metrics.jsonl rows of run `name` (logs under `workdir/logs`), in order."""
+    path = Path(workdir) / "logs" / name / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def flat_state(state) -> torch.Tensor:
+    """Every tensor of a nested state dict (floats and integers), in key order, as one float64
+    vector: two states are bit-identical when these are `torch.equal`."""
+    if torch.is_tensor(state):
+        return state.double().flatten()
+    items = sorted(state.items()) if isinstance(state, dict) else enumerate(state) if isinstance(state, list) else ()
+    return torch.cat([torch.zeros(0, dtype=torch.float64), *(flat_state(v) for _, v in items)])
 
 
 def ray_train_worker_pids(root_pid: int) -> list[int]:
