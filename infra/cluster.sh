@@ -147,29 +147,35 @@ launch_node() {  # NAME ARGS...: `ray start --block` in the background, its pid 
   echo $! >"$PIDS/$name.pid"
 }
 
-wait_nodes() {  # COUNT: until the GCS lists COUNT alive nodes and the job API answers
-  "$PY" - "$PORT" "$DASHBOARD_PORT" "$1" "$START_TIMEOUT_S" <<'EOF'
+# COUNT CPUS: until the GCS lists COUNT alive nodes, `ray status` (the autoscaler's report,
+# refreshed every few seconds) counts all CPUS, and the job API answers.
+wait_nodes() {
+  "$PY" - "$PORT" "$DASHBOARD_PORT" "$1" "$2" "$START_TIMEOUT_S" <<'EOF'
+import json
 import sys
 import time
 
 from ray._raylet import GcsClient
 from ray.job_submission import JobSubmissionClient
 
-port, dashboard, want, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+port, dashboard, want, cpus, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 gcs = GcsClient(address=f"127.0.0.1:{port}")
 deadline = time.monotonic() + timeout
-alive, api = 0, False
+alive, counted, api = 0, False, False
 while time.monotonic() < deadline:
     try:
         alive = sum(1 for n in gcs.get_all_node_info(timeout=5).values() if n.state == 0)  # 0: ALIVE
+        report = json.loads(gcs.internal_kv_get(b"__autoscaling_status", None) or "{}")  # what `ray status` prints
+        counted = report.get("load_metrics_report", {}).get("usage", {}).get("CPU", [0, 0])[1] >= cpus
         JobSubmissionClient(f"http://127.0.0.1:{dashboard}")  # asks the job API its version, with the token
         api = True
     except Exception:
         api = False
-    if alive >= want and api:
+    if alive >= want and counted and api:
         sys.exit(0)
     time.sleep(1)
-print(f"cluster: {alive} of {want} nodes alive, job API {'up' if api else 'not answering'} after {timeout:.0f} s", file=sys.stderr)
+report = "counts them all" if counted else f"does not yet count {cpus:.0f} CPUs"
+print(f"cluster: {alive} of {want} nodes alive, `ray status` {report}, job API {'up' if api else 'not answering'} after {timeout:.0f} s", file=sys.stderr)
 sys.exit(1)
 EOF
 }
@@ -339,7 +345,7 @@ EOF
       exit 1
     fi
   done
-  if ! wait_nodes "$((WORKERS + 1))"; then
+  if ! wait_nodes "$((WORKERS + 1))" "$((HEAD_CPUS + WORKERS * WORKER_CPUS))"; then
     echo "cluster: see $LOGS/ and $STATE/ray/*/session_latest/logs/" >&2
     cmd_down >/dev/null
     exit 1
