@@ -89,8 +89,8 @@ class EnglishWords:
 
     def setup(self) -> None:
         if self._vocab is None:
-            self._wn = assets.wordnet()
-            lemmas = (n for n in self._wn.all_lemma_names() if "_" not in n and "-" not in n)
+            self._wn = assets.wordnet_index()
+            lemmas = (n for n in self._wn.lemmas() if "_" not in n and "-" not in n)
             self._vocab = frozenset(lemmas) | assets.stop_words() | assets.wordfreq_english_words()
             self._common = assets.wordnet_common_words()
 

@@ -183,7 +183,7 @@ class PersonNameSubstituter:
         stop = assets.stop_words()
         self._stop = stop
         self._common = assets.wordnet_common_words() | stop
-        self._wn = assets.wordnet()
+        self._wn = assets.wordnet_index()
         self._proper = assets.wordnet_proper_names()
         self._foreign = assets.wordfreq_foreign_frequent_words()
         self._english = english_words()

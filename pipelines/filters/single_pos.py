@@ -114,7 +114,7 @@ class SinglePos(Filter):
 
     def setup(self) -> None:
         self._nlp = assets.spacy_nlp(TAGGER)
-        self._wn = assets.wordnet()
+        self._wn = assets.wordnet_index()
         self._stop = assets.stop_words()
         self._pos_rules = pos_rules(self._nlp.get_pipe("attribute_ruler").patterns)
         self._skip = ("attribute_ruler",) if self._pos_rules is not None else ()
@@ -143,7 +143,7 @@ class SinglePos(Filter):
         key = (word, pos)
         hit = self._wn_cache.get(key)
         if hit is None:
-            hit = bool(self._wn.synsets(word, pos=_WN_POS[pos]))
+            hit = self._wn.has_sense(word, _WN_POS[pos])
             if len(self._wn_cache) < 200_000:
                 self._wn_cache[key] = hit
         return hit
@@ -155,15 +155,14 @@ class SinglePos(Filter):
         if token.tag_ not in ("NN", "NNP"):
             return None
         word = token.lower_
-        # nltk's _morphy lists every base form (public morphy returns only the first one)
-        return "plural" if any(base != word for base in self._wn._morphy(word, "n")) else "singular"
+        return "plural" if any(base != word for base in self._wn.base_forms(word, "n")) else "singular"
 
     def _verb_after_subject(self, token: Any, previous: Any) -> bool:
         """A present-tense verb whose form fits its tag, after a noun it agrees with."""
         number = _SUBJECT_NUMBER.get(token.tag_)
         if number is None or previous is None or self._noun_number(previous) != number:
             return False
-        base_form = token.lower_ in self._wn._morphy(token.lower_, "v")
+        base_form = token.lower_ in self._wn.base_forms(token.lower_, "v")
         return base_form == (number == "plural")
 
     def _possible(self, token: Any, previous: Any) -> set[str]:
