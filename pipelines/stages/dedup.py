@@ -24,10 +24,10 @@ per-image state in the driver:
    unique bytes is kept and can be nobody's representative, so leaving it out changes
    nothing: the result equals `representatives` exactly, for any number of buckets,
    parts or workers. Its memory grows with the duplicated images, not the input.
-The map writes one fragment per (group, bucket): grouping parts into map tasks of
-MAP_ROWS images and sizing buckets at ROWS_PER_BUCKET map rows keeps that count at
-(images / MAP_ROWS) x (9 images / ROWS_PER_BUCKET): 800 x 1,800 at 400M images, not the
-400,000 x 18,000 of one map task per 1,000-image part (docs/scaling.md).
+Each map task writes one file in bucket order (`pipelines.stages.parts.write_bucketed`) and
+each reduce task reads its bucket's row groups of every map file: a round writes
+images / MAP_ROWS map files, then 2 x buckets (9 images / ROWS_PER_BUCKET) files, 800 and
+3,600 at 400M images (docs/scaling.md).
 
 `dedup.enabled: false` (`pass_dedup`) keeps every image: for a source that lists one image
 under several rows on purpose (an eval set with several captions per image).
@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from catalog import storage
 from catalog.parquet import num_rows, read_parquet, read_row_groups, row_group_slices, write_parquet
 from pipelines.phash import hamming
-from pipelines.stages.parts import bucket_of, groups_of, run_tasks
+from pipelines.stages.parts import bucket_of, groups_of, read_bucket, run_tasks, write_bucketed
 from pipelines.stages.workdir import WorkDir
 
 NODE_COLUMNS = ["row", "key", "sha256", "phash"]  # a dedup part: one candidate image per row
@@ -109,8 +109,8 @@ def representatives(
     return out
 
 
-def scatter(nodes: pa.Table, buckets: int, max_hamming: int) -> dict[int, pa.Table]:
-    """Map step over one part's images (NODE_COLUMNS): bucket -> rows (kind, band, value, phash).
+def scatter(nodes: pa.Table, buckets: int, max_hamming: int) -> tuple[pa.Table, list[int]]:
+    """Map step over one part's images (NODE_COLUMNS): the rows (kind, band, value, phash) and each row's bucket.
 
     kind "phash"/"sha" (value = the pHash / sha256, band -1) for the identical-value count;
     kind "band" (band i, value = the band's bits as hex, phash) once per distinct pHash and band.
@@ -145,8 +145,7 @@ def scatter(nodes: pa.Table, buckets: int, max_hamming: int) -> dict[int, pa.Tab
             "phash": pa.array(phashes, pa.string()),
         }
     )
-    which = pa.array([bucket_of(f"{k}:{b}:{v}", buckets) for k, b, v in zip(kinds, band_ids, values)], pa.int32())
-    return {b: table.filter(pc.equal(which, b)) for b in range(buckets)}
+    return table, [bucket_of(f"{k}:{b}:{v}", buckets) for k, b, v in zip(kinds, band_ids, values)]
 
 
 def reduce_bucket(rows: pa.Table, max_hamming: int) -> tuple[pa.Table, pa.Table]:
@@ -246,15 +245,14 @@ def _read_group(group: Group) -> pa.Table:
     return pa.concat_tables([_read_nodes(*item) for item in group])
 
 
-def _map_task(group: Group, frags: list[str], max_hamming: int) -> dict:
+def _map_task(group: Group, out: str, buckets: int, max_hamming: int) -> dict:
     nodes = _read_group(group)
-    for b, rows in scatter(nodes, len(frags), max_hamming).items():
-        write_parquet(frags[b], rows)
+    write_bucketed(out, *scatter(nodes, buckets, max_hamming))
     return {"images": nodes.num_rows}
 
 
-def _reduce_task(frags: list[str], repeated_uri: str, edges_uri: str, max_hamming: int) -> dict:
-    repeated, edges = reduce_bucket(pa.concat_tables([read_parquet(f) for f in frags]), max_hamming)
+def _reduce_task(maps: list[str], bucket: int, repeated_uri: str, edges_uri: str, max_hamming: int) -> dict:
+    repeated, edges = reduce_bucket(read_bucket(maps, bucket), max_hamming)
     write_parquet(repeated_uri, repeated)
     write_parquet(edges_uri, edges)
     return {"repeated": repeated.num_rows, "edges": edges.num_rows}
@@ -287,13 +285,11 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
         groups += [[(prior, True, slice_)] for slice_ in row_group_slices(prior, MAP_ROWS)]
     base = wd.path("dedup")
 
-    def frag(b: int, g: int) -> str:
-        return storage.join(base, "map", f"b{b:05d}", f"g{g:05d}.parquet")
-
+    maps = [storage.join(base, "map", f"g{g:05d}.parquet") for g in range(len(groups))]
     run_tasks(
         wd,
         "dedup-map",
-        {f"{g:05d}": (group, [frag(b, g) for b in range(buckets)], max_hamming) for g, group in enumerate(groups)},
+        {f"{g:05d}": (group, maps[g], buckets, max_hamming) for g, group in enumerate(groups)},
         _map_task,
         "dedup 1/4",
     )
@@ -302,10 +298,7 @@ def dedup_parts(wd: WorkDir, parts: list[str], images: int, max_hamming: int, pr
     run_tasks(
         wd,
         "dedup-reduce",
-        {
-            f"{b:05d}": ([frag(b, g) for g in range(len(groups))], repeated[b], edges[b], max_hamming)
-            for b in range(buckets)
-        },
+        {f"{b:05d}": (maps, b, repeated[b], edges[b], max_hamming) for b in range(buckets)},
         _reduce_task,
         "dedup 2/4",
     )

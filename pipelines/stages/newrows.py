@@ -6,16 +6,17 @@ a text source's `pipelines.stages.source.text_key`) is in the parent version's k
 or rejects.parquet; every other row is *new* and goes through the build's stages. Rounds
 (`pipelines.stages.parts`: map to hash buckets of the key, resolve per bucket, apply per group):
 1. map: each group of source parts (about MAP_ROWS rows) writes its (row, key) and each
-   row-group slice of the parent's kept / rejects tables its keys, one fragment per bucket;
+   row-group slice of the parent's kept / rejects tables its keys, one file in bucket order
+   (`pipelines.stages.parts.write_bucketed`);
 2. reduce, one task per bucket: the source rows whose key is not among the bucket's decided
-   keys, one file per source group, and their count per group (the task's marker);
+   keys, in one file bucketed by source group, and their count per group (the task's marker);
 3. apply, one task per source group: from the per-group counts the driver gives each group
    the number of its first new row, so the new rows are numbered 0..n-1 in source order
    without a global pass; the task writes each part's new rows (`source/new/`: raw captions,
    deleted with the other source parts once the text stage has checked them), each new row's
    place in the source list (`refresh/rows/`: for the scores), and the normalised-caption
    hashes of the group's decided rows (the repeat count covers the whole source list).
-Files per round: (groups + slices) x buckets, as in the build's repeat count.
+Files per round: groups + slices, then buckets, as in the build's repeat count.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from catalog import storage
 from catalog.keys import sample_key
 from catalog.parquet import num_rows, read_parquet, read_row_groups, read_schema, row_group_slices, write_parquet
 from pipelines.filters.clean import caption_repeat_key
-from pipelines.stages.parts import bucket_of, groups_of, run_tasks
+from pipelines.stages.parts import bucket_of, groups_of, read_bucket, run_tasks, write_bucketed
 from pipelines.stages.workdir import WorkDir
 
 ROWS_PER_BUCKET = 2_000_000  # keys (source rows + decided rows) per reduce task
@@ -55,45 +56,48 @@ def _keys(table: pa.Table) -> pa.Array:
     return pa.array([sample_key(u) for u in table.column("url").to_pylist()], pa.string())
 
 
-def _split(table: pa.Table, keys: pa.Array, frags: list[str]) -> None:
-    which = pa.array([bucket_of(k, len(frags)) for k in keys.to_pylist()], pa.int32())
-    for b, uri in enumerate(frags):
-        write_parquet(uri, table.filter(pc.equal(which, b)))
+def _split(table: pa.Table, keys: pa.Array, out: str, buckets: int) -> None:
+    write_bucketed(out, table, [bucket_of(k, buckets) for k in keys.to_pylist()])
 
 
-def _source_map_task(parts: list[str], frags: list[str]) -> dict:
+def _source_map_task(parts: list[str], out: str, buckets: int) -> dict:
     named = ["row", "key"] if "key" in read_schema(parts[0]).names else ["row", "url"]  # what names a row's key
     t = pa.concat_tables([read_parquet(u, columns=named) for u in parts])
     keys = _keys(t)
-    _split(pa.table({"row": t.column("row"), "key": keys}), keys, frags)
+    _split(pa.table({"row": t.column("row"), "key": keys}), keys, out, buckets)
     return {"rows": t.num_rows}
 
 
-def _decided_map_task(uri: str, row_groups: list[int], frags: list[str]) -> dict:
+def _decided_map_task(uri: str, row_groups: list[int], out: str, buckets: int) -> dict:
     keys = read_row_groups(uri, row_groups, ["key"]).column("key").combine_chunks()
-    _split(pa.table({"key": keys}), keys, frags)
+    _split(pa.table({"key": keys}), keys, out, buckets)
     return {"rows": len(keys)}
 
 
-def _reduce_task(source: list[str], decided: list[str], outs: list[str]) -> dict:
-    """The source rows of one bucket whose key is not decided, one file per source group."""
+def _reduce_task(source: list[str], decided: list[str], bucket: int, out: str) -> dict:
+    """The source rows of one bucket whose key is not decided, in one file bucketed by source group."""
     known = pa.array([], pa.string())
     if decided:
-        known = pa.concat_tables([read_parquet(u) for u in decided]).column("key").combine_chunks()
-    counts = []
-    for frag, out in zip(source, outs, strict=True):
-        t = read_parquet(frag)
-        new = t.filter(pc.invert(pc.is_in(t.column("key"), value_set=known))).select(["row"])
-        write_parquet(out, new)
-        counts.append(new.num_rows)
-    return {"new": counts}
+        known = read_bucket(decided, bucket).column("key").combine_chunks()
+    new = [read_bucket([uri], bucket) for uri in source]
+    new = [t.filter(pc.invert(pc.is_in(t.column("key"), value_set=known))).select(["row"]) for t in new]
+    write_bucketed(out, pa.concat_tables(new), [g for g, t in enumerate(new) for _ in range(t.num_rows)])
+    return {"new": [t.num_rows for t in new]}
 
 
 def _apply_task(
-    parts: list[dict], new: list[str], first: int, outs: list[str], rows_out: list[str], hashes: str | None, chars: int
+    parts: list[dict],
+    new: list[str],
+    group: int,
+    first: int,
+    outs: list[str],
+    rows_out: list[str],
+    hashes: str | None,
+    chars: int,
 ) -> dict:
-    """Write each part's new rows, numbered from `first` in source order; the decided rows' caption hashes."""
-    new_rows = pa.concat_tables([read_parquet(u) for u in new]).column("row").combine_chunks()
+    """Write each part's new rows (source group `group`'s rows of the reduce files `new`),
+    numbered from `first` in source order; the decided rows' caption hashes."""
+    new_rows = read_bucket(new, group).column("row").combine_chunks()
     written, earlier = [], []
     for part, out, rows_uri in zip(parts, outs, rows_out, strict=True):
         t = read_parquet(part["uri"])
@@ -123,29 +127,25 @@ def new_rows(
     buckets = max(1, -(-(total + num_rows(kept) + num_rows(rejects)) // ROWS_PER_BUCKET))
     base = wd.path("refresh")
 
-    def frag(b: int, name: str) -> str:
-        return storage.join(base, "map", f"b{b:05d}", f"{name}.parquet")
+    def mapped(name: str) -> str:
+        return storage.join(base, "map", f"{name}.parquet")
 
     maps: dict[str, tuple] = {}
     for g, r in enumerate(groups):
-        maps[f"s{g:05d}"] = ([parts[i]["uri"] for i in r], [frag(b, f"s{g:05d}") for b in range(buckets)])
+        maps[f"s{g:05d}"] = ([parts[i]["uri"] for i in r], mapped(f"s{g:05d}"), buckets)
     run_tasks(wd, "refresh-map", maps, _source_map_task, "new rows 1/3")
-    decided_maps = {
-        f"d{d:05d}": (uri, s, [frag(b, f"d{d:05d}") for b in range(buckets)]) for d, (uri, s) in enumerate(slices)
-    }
+    decided_maps = {f"d{d:05d}": (uri, s, mapped(f"d{d:05d}"), buckets) for d, (uri, s) in enumerate(slices)}
     run_tasks(wd, "refresh-map", decided_maps, _decided_map_task, "new rows 1/3")
-
-    def found(g: int, b: int) -> str:
-        return storage.join(base, "new", f"g{g:05d}", f"b{b:05d}.parquet")
-
+    found = [storage.join(base, "new", f"b{b:05d}.parquet") for b in range(buckets)]
     reduced = run_tasks(
         wd,
         "refresh-reduce",
         {
             f"{b:05d}": (
-                [frag(b, f"s{g:05d}") for g in range(len(groups))],
-                [frag(b, d) for d in decided_maps],
-                [found(g, b) for g in range(len(groups))],
+                [mapped(f"s{g:05d}") for g in range(len(groups))],
+                [mapped(d) for d in decided_maps],
+                b,
+                found[b],
             )
             for b in range(buckets)
         },
@@ -163,7 +163,8 @@ def new_rows(
         {
             f"{g:05d}": (
                 [parts[i] for i in r],
-                [found(g, b) for b in range(buckets)],
+                found,
+                g,
                 firsts[g],
                 [outs[i] for i in r],
                 [rows_out[i] for i in r],

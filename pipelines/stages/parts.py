@@ -2,8 +2,10 @@
 
 The global steps of a build (the repeated-caption count, de-duplication, shard
 assignment) run as map/reduce rounds over parquet part files in the work folder: a map
-task reads one part and writes one fragment per hash bucket, a reduce task reads one
-bucket's fragments from every part. The driver only passes file names and small
+task reads one group of parts and writes ONE file holding its rows in hash-bucket order,
+each bucket its own row groups (`write_bucketed`); a reduce task reads its bucket's row
+groups from every map file (`read_bucket`: the footer's statistics say which). A round
+writes maps + buckets files, never maps x buckets. The driver only passes file names and small
 per-task summaries; no row of data passes through it. A task whose marker exists is not
 run again (datatrove's `completions/`), so a killed build resumes each round where it
 stopped. Outputs never depend on how many tasks run at once or on which node: every task
@@ -17,8 +19,17 @@ import hashlib
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from catalog import storage
 from catalog.console import progress
+from catalog.parquet import read_parquet
 from pipelines.stages.workdir import WorkDir
+
+BUCKET = "_bucket"  # the bucket column of a `write_bucketed` file
 
 ITEM_ATTEMPTS = 3  # actors an item may be sent to before its stage fails (each lost with its process or node)
 
@@ -28,9 +39,40 @@ def bucket_of(value: str, buckets: int) -> int:
     return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "big") % buckets
 
 
+def write_bucketed(uri: str, table: pa.Table, buckets: pa.Array | list[int]) -> None:
+    """`table` in one parquet file, its rows in order of `buckets` (an int per row; rows of one
+    bucket keep their order), each bucket's rows in row groups of their own, with the bucket in
+    column `BUCKET`: `read_bucket` then reads one bucket's rows and skips the others' pages."""
+    which = np.asarray(buckets, dtype=np.int32)
+    order = np.argsort(which, kind="stable")
+    which = which[order]
+    table = table.take(pa.array(order)).append_column(BUCKET, pa.array(which, pa.int32()))
+    starts = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist()]
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema) as writer:
+        if table.num_rows == 0:
+            writer.write_table(table)
+        for lo, hi in zip(starts, [*starts[1:], table.num_rows]):
+            if hi > lo:
+                writer.write_table(table.slice(lo, hi - lo))
+    storage.write_bytes(uri, sink.getvalue().to_pybytes())
+
+
+def read_bucket(uris: list[str], bucket: int, columns: list[str] | None = None) -> pa.Table:
+    """Bucket `bucket`'s rows of each `write_bucketed` file in `uris`, concatenated in that order,
+    without the bucket column (only the bucket's row groups are read)."""
+    tables = []
+    for uri in uris:
+        t = read_parquet(
+            uri, columns=None if columns is None else [*columns, BUCKET], filter=pc.field(BUCKET) == bucket
+        )
+        tables.append(t.drop_columns([BUCKET]))
+    return pa.concat_tables(tables)
+
+
 def groups_of(n_parts: int, rows: int, max_rows: int) -> list[range]:
     """Consecutive part indices in groups of about `max_rows` rows (from the mean part size):
-    one map/apply task per group keeps a round's files at groups x buckets, not parts x buckets."""
+    one map/apply task per group keeps a round's reads at groups x buckets, not parts x buckets."""
     size = max(1, max_rows * n_parts // max(1, rows))
     return [range(i, min(i + size, n_parts)) for i in range(0, n_parts, size)]
 

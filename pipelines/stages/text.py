@@ -35,7 +35,7 @@ from catalog.scores import COLUMNS
 from pipelines.filters.chain import TEXT_SCORES, TextChain
 from pipelines.filters.clean import caption_repeat_key
 from pipelines.filters.config import FilterConfig
-from pipelines.stages.parts import bucket_of, groups_of, run_actors, run_tasks
+from pipelines.stages.parts import bucket_of, groups_of, read_bucket, run_actors, run_tasks, write_bucketed
 from pipelines.stages.source import kept_fields
 from pipelines.stages.workdir import WorkDir
 
@@ -141,30 +141,28 @@ def pass_text(parts: list[dict[str, Any]], wd: WorkDir) -> list[str]:
     return outs
 
 
-def _hash_map_task(group: list[str], frags: list[str]) -> dict:
+def _hash_map_task(group: list[str], out: str, buckets: int) -> dict:
     t = pa.concat_tables([read_parquet(u, columns=["norm_hash"]) for u in group])
-    which = pa.array([bucket_of(h, len(frags)) for h in t.column("norm_hash").to_pylist()], pa.int32())
-    for b, uri in enumerate(frags):
-        write_parquet(uri, t.filter(pc.equal(which, b)))
+    write_bucketed(out, t, [bucket_of(h, buckets) for h in t.column("norm_hash").to_pylist()])
     return {"rows": t.num_rows}
 
 
-def _hash_reduce_task(frags: list[str], outs: list[str | None]) -> dict:
-    """Count each hash over every group's fragment of this bucket; write each group of text
-    parts (`outs[g]`; None for a group of counted-only rows) the counts of its hashes."""
-    tables = [read_parquet(f) for f in frags]
+def _hash_reduce_task(maps: list[str], bucket: int, decided: int, out: str) -> dict:
+    """Count each hash of this bucket over every map file (one per group of parts); write, in one
+    file bucketed by group, each of the first `decided` groups (the others' rows are counted
+    only) the counts of its hashes."""
+    tables = [read_bucket([uri], bucket) for uri in maps]
     counted = pa.concat_tables(tables).group_by("norm_hash").aggregate([([], "count_all")])
     counted = counted.rename_columns(["norm_hash", "repeat_count"])
-    for t, out in zip(tables, outs):
-        if out is not None:
-            mine = counted.filter(pc.is_in(counted.column("norm_hash"), value_set=t.column("norm_hash")))
-            write_parquet(out, mine)
+    mine = [counted.filter(pc.is_in(counted.column("norm_hash"), value_set=t.column("norm_hash"))) for t in tables]
+    groups = [g for g, t in enumerate(mine[:decided]) for _ in range(t.num_rows)]
+    write_bucketed(out, pa.concat_tables(mine[:decided]), groups)
     return {"hashes": counted.num_rows}
 
 
-def _apply_task(group: list[str], counts: list[str], outs: list[str], cfg: dict[str, Any]) -> dict:
-    """Decide each text part of one group with its hashes' counts (read once for the group)."""
-    t = pa.concat_tables([read_parquet(u) for u in counts])
+def _apply_task(group: list[str], g: int, counts: list[str], outs: list[str], cfg: dict[str, Any]) -> dict:
+    """Decide each text part of group `g` with its hashes' counts (read once for the group)."""
+    t = read_bucket(counts, g)
     lookup = dict(zip(t.column("norm_hash").to_pylist(), t.column("repeat_count").to_pylist()))
     filters, rows = FilterConfig.model_validate(cfg), 0
     for part, out in zip(group, outs, strict=True):
@@ -179,51 +177,37 @@ def apply_repeats(
 ) -> list[str]:
     """The repeated-caption count as a distributed group-by on `norm_hash` (`pipelines.stages.parts`):
     map each group of text parts (about MAP_ROWS rows; and each `extra` file of hashes: rows
-    counted but not decided, a refresh's old rows) to hash buckets, count per bucket, then
-    give every row of each part its `repeat_count` and run the whole-input filters, one task
-    per group. Files per round: groups x buckets, (n / MAP_ROWS) x (n / ROWS_PER_BUCKET).
-    Returns the decided part files."""
+    counted but not decided, a refresh's old rows) to one file in hash-bucket order, count
+    per bucket, then give every row of each part its `repeat_count` and run the whole-input
+    filters, one task per group. Files per round: groups, then buckets (n / MAP_ROWS and
+    n / ROWS_PER_BUCKET). Returns the decided part files."""
     extra = extra or []
     buckets = max(1, -(-(rows + sum(num_rows(u) for u in extra)) // ROWS_PER_BUCKET))
     ranges = groups_of(len(parts), rows, MAP_ROWS)
     groups = [[parts[i] for i in r] for r in ranges] + [[u] for u in extra]
     decided = len(ranges)
     base = wd.path("repeat")
-
-    def frag(b: int, g: int) -> str:
-        return storage.join(base, "map", f"b{b:05d}", f"g{g:05d}.parquet")
-
-    def counts(g: int, b: int) -> str:
-        return storage.join(base, "counts", f"g{g:05d}", f"b{b:05d}.parquet")
-
+    maps = [storage.join(base, "map", f"g{g:05d}.parquet") for g in range(len(groups))]
+    counts = [storage.join(base, "counts", f"b{b:05d}.parquet") for b in range(buckets)]
     run_tasks(
         wd,
         "repeat-map",
-        {f"{g:05d}": (group, [frag(b, g) for b in range(buckets)]) for g, group in enumerate(groups)},
+        {f"{g:05d}": (group, maps[g], buckets) for g, group in enumerate(groups)},
         _hash_map_task,
         "repeat count 1/3",
     )
-    outs = {
-        f"{b:05d}": (
-            [frag(b, g) for g in range(len(groups))],
-            [counts(g, b) if g < decided else None for g in range(len(groups))],
-        )
-        for b in range(buckets)
-    }
-    run_tasks(wd, "repeat-reduce", outs, _hash_reduce_task, "repeat count 2/3")
+    run_tasks(
+        wd,
+        "repeat-reduce",
+        {f"{b:05d}": (maps, b, decided, counts[b]) for b in range(buckets)},
+        _hash_reduce_task,
+        "repeat count 2/3",
+    )
     final = [storage.join(base, "decided", f"part-{p:05d}.parquet") for p in range(len(parts))]
     run_tasks(
         wd,
         "repeat-apply",
-        {
-            f"{g:05d}": (
-                groups[g],
-                [counts(g, b) for b in range(buckets)],
-                [final[i] for i in ranges[g]],
-                cfg.to_dict(),
-            )
-            for g in range(decided)
-        },
+        {f"{g:05d}": (groups[g], g, counts, [final[i] for i in ranges[g]], cfg.to_dict()) for g in range(decided)},
         _apply_task,
         "repeat count 3/3",
     )

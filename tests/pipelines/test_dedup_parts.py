@@ -4,13 +4,15 @@ pHashes, repeated bytes, repeated keys and carried (prior) images."""
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 
 import pyarrow as pa
 import pytest
 
 from pipelines.stages.dedup import NODE_COLUMNS, involved, reduce_bucket, representatives, resolve, scatter
-from pipelines.stages.parts import groups_of
+from pipelines.stages.parts import groups_of, read_bucket, write_bucketed
 
 
 def corpus(seed: int, n: int = 400):
@@ -52,8 +54,11 @@ def partitioned(keys, rows, shas, hashes, max_hamming, n_parts, buckets, prior=(
     )
     size = -(-len(rows) // n_parts)
     parts = [table.slice(i, size) for i in range(0, len(rows), size)] + [old]
-    mapped = [scatter(p, buckets, max_hamming) for p in parts]
-    reduced = [reduce_bucket(pa.concat_tables([m[b] for m in mapped]), max_hamming) for b in range(buckets)]
+    with tempfile.TemporaryDirectory() as tmp:  # the build's map files: one per part, in bucket order
+        maps = [os.path.join(tmp, f"g{g}.parquet") for g in range(len(parts))]
+        for uri, part in zip(maps, parts):
+            write_bucketed(uri, *scatter(part, buckets, max_hamming))
+        reduced = [reduce_bucket(read_bucket(maps, b), max_hamming) for b in range(buckets)]
     repeated = pa.concat_tables([r for r, _ in reduced])
     edges = pa.concat_tables([e for _, e in reduced])
     nodes = pa.concat_tables([involved(p, repeated, edges) for p in parts])
@@ -109,3 +114,27 @@ def test_groups_of_cover_every_part_once_in_order_near_the_row_target(n_parts, r
     assert [i for r in groups for i in r] == list(range(n_parts))
     mean = rows / n_parts
     assert all(len(r) * mean <= max(max_rows, mean) for r in groups)
+
+
+def test_a_bucketed_file_gives_each_bucket_its_rows_in_order_from_its_own_row_groups(tmp_path):
+    import pyarrow.parquet as pq
+
+    rng = random.Random(3)
+    buckets = [rng.randrange(9) for _ in range(500)]
+    table = pa.table({"i": pa.array(range(500), pa.int64()), "v": pa.array([f"x{b}" for b in buckets])})
+    uri = str(tmp_path / "m.parquet")
+    write_bucketed(uri, table, buckets)
+    meta = pq.ParquetFile(uri).metadata
+    assert meta.num_row_groups == len(set(buckets))  # one row group per bucket that has rows
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(2).statistics
+        assert stats.min == stats.max
+    other = str(tmp_path / "n.parquet")
+    write_bucketed(other, table.slice(0, 40), buckets[:40])
+    for b in range(10):
+        got = read_bucket([uri, other], b)
+        want = [i for i, x in enumerate(buckets) if x == b] + [i for i, x in enumerate(buckets[:40]) if x == b]
+        assert got.column("i").to_pylist() == want and got.column_names == ["i", "v"]
+    empty = str(tmp_path / "e.parquet")
+    write_bucketed(empty, table.slice(0, 0), [])
+    assert read_bucket([empty], 0).num_rows == 0 and read_bucket([empty], 0).column_names == ["i", "v"]

@@ -100,3 +100,8 @@ def test_new_rows_equal_the_set_difference(local_ray, tmp_path, monkeypatch, see
         assert found.earlier == []  # no captions to count
     else:
         assert hashes == Counter(caption_repeat_key(r["caption"], 1000) for r in rows if key(r) in known)
+    groups = len(newrows.groups_of(len(parts), 400, map_rows))
+    slices = len(row_group_slices(kept, map_rows)) + len(row_group_slices(rejects, map_rows))
+    buckets = max(1, -(-(400 + len(kept_keys) + len(rejected_keys)) // per_bucket))
+    files = lambda sub: len(list((tmp_path / "root").rglob(f"refresh/{sub}/*.parquet")))  # noqa: E731
+    assert (files("map"), files("new")) == (groups + slices, buckets)  # one file per task, not per task pair
