@@ -1,14 +1,13 @@
 """The build as a Ray job: `ray start --head` (token auth, Ray 2.60) + `ray job submit`; a
 build stopped with `ray job stop` publishes nothing, and submitting it again resumes and completes.
 
-A real local cluster and the real job CLI; the working directory is uploaded, so the job
+A real local cluster (`infra/cluster.sh`, head node only) and the real job CLI; the working directory is uploaded, so the job
 runs from a copy of the repository without its git-ignored cache (assets are prepared on
 first use there). Paths in the config are absolute, as they must be for a cluster job.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from support.cluster import cluster_state, run_script
 
 from catalog.reasons import KEEP
 from catalog.versions import version_numbers
@@ -28,36 +28,13 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the job's `python` is this venv's
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "token",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-    }
-    env.pop("RAY_ADDRESS", None)
-    gcs, dashboard = free_port(), free_port()
-    subprocess.run(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            f"--port={gcs}",
-            f"--dashboard-port={dashboard}",
-            "--dashboard-host=127.0.0.1",
-            "--num-cpus=2",
-            "--disable-usage-stats",
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
-    try:
-        yield env, f"http://127.0.0.1:{dashboard}"
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+def cluster():
+    """A one-node cluster of `infra/cluster.sh` (head only, 2 CPUs) in a state dir of its own;
+    `down` stops its processes and no others (`ray stop --force` would stop every Ray here)."""
+    with cluster_state(head_cpus=2) as env:
+        up = run_script(env, "up", "--workers", "0", timeout=240)
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield {**env, "RAY_AUTH_MODE": "token"}, f"http://127.0.0.1:{env['LIPFORGE_CLUSTER_DASHBOARD_PORT']}"
 
 
 def _ray(env, *args, timeout=480):
