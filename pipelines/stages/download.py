@@ -14,7 +14,9 @@ and the rejects sample shows a thumbnail. Output format "parquet": one raw shard
 every row with its status, the original width/height and the sha256 of the downloaded bytes.
 
 Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
-`NNNNN_stats.json` is done); the stage marker is written once every shard has one.
+`NNNNN_stats.json` is done); the stage marker is written once every shard has one. The
+image stage checks each shard as soon as it is done (`complete_shards`), while the rest
+download (`pipelines.stages.image.start_image`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ def _listdir_fresh(uri: str) -> list[str]:
 
 def raw_shards(wd: WorkDir) -> list[str]:
     return [storage.join(raw_dir(wd), n) for n in _listdir_fresh(raw_dir(wd)) if n.endswith(".parquet")]
+
+
+def complete_shards(wd: WorkDir) -> list[str]:
+    """The raw shards img2dataset has finished (those with a stats file), in name order."""
+    raw = raw_dir(wd)
+    names = set(_listdir_fresh(raw)) if storage.exists(raw) else set()
+    done = sorted(n.removesuffix("_stats.json") + ".parquet" for n in names if n.endswith("_stats.json"))
+    return [storage.join(raw, n) for n in done if n in names]
 
 
 def _survivors_task(text_part: str, out: str) -> dict:

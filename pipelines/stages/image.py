@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import posixpath
+import threading
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -30,7 +32,7 @@ from catalog.reasons import reasons_of
 from pipelines.filters.base import Filter
 from pipelines.filters.config import FilterConfig
 from pipelines.phash import phash64
-from pipelines.stages.download import META, download_reason
+from pipelines.stages.download import META, complete_shards, download_reason
 from pipelines.stages.parts import run_actors
 from pipelines.stages.workdir import WorkDir
 
@@ -129,26 +131,81 @@ class ImageActor:
         write_parquet(item["out"], part)
         rows = part.column("row")
         return {
-            "i": item["i"],
+            "raw": item["raw"],
             "rows": part.num_rows,
             "first_row": pc.min(rows).as_py(),
             "last_row": pc.max(rows).as_py(),
         }
 
 
-def run_image(raws: list[str], cfg: FilterConfig, wd: WorkDir, workers: int) -> list[dict[str, Any]]:
-    """Decide every row of every raw download shard (one actor call each); returns each image
-    part's marker: uri, rows, first_row, last_row (a raw shard holds consecutive rows of one part)."""
-    names = [f"image-{posixpath.basename(raw)}" for raw in raws]
-    outs = [wd.path("image", posixpath.basename(raw)) for raw in raws]
-    pending = [i for i, name in enumerate(names) if not wd.done(name)]
-    with progress(total=len(pending), desc="image", unit="shard") as bar:
+class ImageStage:
+    """The image stage beside a running download (`start_image`): a thread of the driver runs
+    the actor pool, fed each raw shard as soon as img2dataset has finished it, so decoding on
+    the CPU overlaps downloading from the network; `finish` says the download has ended."""
 
-        def done(result: dict[str, Any]) -> None:
-            i = result["i"]
-            wd.mark(names[i], {"uri": outs[i], **{k: result[k] for k in ("rows", "first_row", "last_row")}})
-            bar.update(1)
+    def __init__(self, cfg: FilterConfig, wd: WorkDir, workers: int) -> None:
+        self.wd = wd
+        self.seconds = 0.0  # the stage's wall time after `finish` was called
+        self._given: set[str] = set()
+        self._ended = threading.Event()  # the download has ended (or failed)
+        self._aborted = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(cfg, workers), name="image", daemon=True)
+        self._thread.start()
 
-        items = [{"i": i, "raw": raws[i], "out": outs[i]} for i in pending]
-        run_actors(ImageActor, (cfg.to_dict(),), items, workers, done)
-    return [wd.marker(name) for name in names]
+    def _run(self, cfg: FilterConfig, workers: int) -> None:
+        try:
+            with progress(total=None, desc="image", unit="shard") as bar:
+
+                def done(result: dict[str, Any]) -> None:
+                    raw = result["raw"]
+                    self.wd.mark(_name(raw), {"uri": _out(self.wd, raw), **{k: result[k] for k in PART_MARK}})
+                    bar.update(1)
+
+                run_actors(ImageActor, (cfg.to_dict(),), [], workers, done, feed=self._feed, num_cpus=0)
+        except BaseException as e:  # noqa: BLE001 - raised again by `finish`, in the driver's main thread
+            self._error = e
+
+    def _feed(self) -> tuple[list[dict[str, Any]], bool]:
+        ended = self._ended.is_set()  # before listing: once the download has ended, every shard is listed
+        if self._aborted:
+            raise RuntimeError("image: the download failed")
+        new = [raw for raw in complete_shards(self.wd) if raw not in self._given]
+        self._given.update(new)
+        return [{"raw": raw, "out": _out(self.wd, raw)} for raw in new if not self.wd.done(_name(raw))], not ended
+
+    def finish(self, raws: list[str]) -> list[dict[str, Any]]:
+        """Once the download has ended with `raws`: wait for the checks of its last shards;
+        each image part's marker (uri, rows, first_row, last_row: a raw shard holds consecutive
+        rows of one part), in the order of `raws`."""
+        start = time.perf_counter()
+        self._ended.set()
+        self._thread.join()
+        self.seconds = time.perf_counter() - start
+        if self._error is not None:
+            raise self._error
+        return [self.wd.marker(_name(raw)) for raw in raws]
+
+    def abort(self) -> None:
+        """The download failed: stop the pool (its running calls finish in their actors)."""
+        self._aborted = True
+        self._ended.set()
+        self._thread.join()
+
+
+PART_MARK = ("rows", "first_row", "last_row")
+
+
+def _name(raw: str) -> str:
+    return f"image-{posixpath.basename(raw)}"
+
+
+def _out(wd: WorkDir, raw: str) -> str:
+    return wd.path("image", posixpath.basename(raw))
+
+
+def start_image(cfg: FilterConfig, wd: WorkDir, workers: int) -> ImageStage:
+    """Start the image stage's actor pool before the download (`ImageStage`). Its actors
+    reserve no CPU: they run beside img2dataset's tasks, which hold the CPUs while they wait
+    on the network (`pipelines.stages.parts.run_actors`)."""
+    return ImageStage(cfg, wd, workers)

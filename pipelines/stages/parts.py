@@ -16,6 +16,7 @@ is a pure function of its input files. A task or actor lost with its node is run
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -32,6 +33,7 @@ from pipelines.stages.workdir import WorkDir
 BUCKET = "_bucket"  # the bucket column of a `write_bucketed` file
 
 ITEM_ATTEMPTS = 3  # actors an item may be sent to before its stage fails (each lost with its process or node)
+POLL_S = 0.5  # seconds between a streaming actor pool's looks at its feed
 
 
 def bucket_of(value: str, buckets: int) -> int:
@@ -119,10 +121,19 @@ def run_actors(
     items: list[dict[str, Any]],
     workers: int,
     on_done: Callable[[dict[str, Any]], None],
+    feed: Callable[[], tuple[list[dict[str, Any]], bool]] | None = None,
+    num_cpus: float = 1,
 ) -> None:
     """Call a pool of at most `workers` actors of `actor_class(*args)` once per item (each actor
     loads its models once and takes the next item as it finishes one); `on_done(result)` as each
     call returns. Only the items (file names) and the small results pass through the driver.
+
+    `feed` streams more items in while another job produces them (the download's raw shards):
+    polled every `POLL_S` while the pool waits, it returns (the items ready since its last
+    answer, whether more may come), and the pool ends once it says no more and every item is
+    done. With a feed all `workers` actors start at once, loading their models while the
+    producer runs. `num_cpus` is each actor's CPU reservation: 0 for a pool that runs beside
+    tasks holding the CPUs while they wait on the network (its actors are then spread over the nodes).
 
     An actor that dies (its process or its node lost) leaves the pool and its item goes back to
     the queue for the others: every call rewrites its own part file from its input file, so
@@ -133,21 +144,36 @@ def run_actors(
     import ray
     from ray.exceptions import ActorDiedError, ActorUnavailableError
 
-    if not items:
+    items = list(items)
+    more = feed is not None
+    if not items and not more:
         return
-    remote = ray.remote(num_cpus=1)(actor_class)
-    idle = [remote.remote(*args) for _ in range(max(1, min(workers, len(items))))]
+    options: dict[str, Any] = {"num_cpus": num_cpus}
+    if num_cpus == 0:
+        options["scheduling_strategy"] = "SPREAD"
+    remote = ray.remote(**options)(actor_class)
+    idle = [remote.remote(*args) for _ in range(max(1, workers if more else min(workers, len(items))))]
     queue = list(range(len(items)))
     attempts = [0] * len(items)
     running: dict[Any, tuple[Any, int]] = {}
-    while queue or running:
+    while queue or running or more:
+        if more:
+            new, more = feed()  # type: ignore[misc]
+            queue += range(len(items), len(items) + len(new))
+            items += new
+            attempts += [0] * len(new)
+        if not queue and not running:
+            time.sleep(POLL_S)  # the feed is still open
+            continue
         if not idle and not running:
             idle.append(remote.remote(*args))
         while queue and idle:
             actor, i = idle.pop(0), queue.pop(0)
             attempts[i] += 1
             running[actor.__call__.remote(items[i])] = (actor, i)
-        ready, _ = ray.wait(list(running), num_returns=1)
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S if more else None)
+        if not ready:
+            continue
         actor, i = running.pop(ready[0])
         try:
             result = ray.get(ready[0])

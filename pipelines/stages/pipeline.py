@@ -35,7 +35,7 @@ from pipelines.stages.config import BuildConfig
 from pipelines.stages.dedup import run_dedup
 from pipelines.stages.download import download_reason, run_download
 from pipelines.stages.funnel import ConservationError, StageCount, funnel, summary_table
-from pipelines.stages.image import run_image
+from pipelines.stages.image import start_image
 from pipelines.stages.outputs import write_version
 from pipelines.stages.parts import run_tasks
 from pipelines.stages.scores import pick_sample, sample_part
@@ -207,14 +207,22 @@ def run_stages(
     images: list[dict[str, Any]] = []
     duplicates = None
     if modality != "text":
-        with clock("download"):
-            raws, sent = run_download(decided, cfg, wd)
-        if stop_after == "download":
+        # the image stage checks each raw shard as soon as the download has finished it:
+        # "download" is the download's wall time, "image" the checks' time after it
+        checks = start_image(cfg.filter, wd, cpus) if stop_after != "download" else None
+        try:
+            with clock("download"):
+                raws, sent = run_download(decided, cfg, wd)
+        except BaseException:
+            if checks is not None:
+                checks.abort()
+            raise
+        if checks is None:
             counts = [StageCount("source", n, n), _count("text", decided), _count("download", raws, sent)]
             log(summary_table(funnel(counts)))
             return None
-        with clock("image"):
-            images = run_image(raws, cfg.filter, wd, cpus)
+        images = checks.finish(raws)
+        clock.add("image", checks.seconds)
         if sum(m["rows"] for m in images) != sent:
             raise RuntimeError(f"download: {sent} rows sent to img2dataset, {sum(m['rows'] for m in images)} came back")
         if cfg.dedup.enabled:
@@ -329,4 +337,7 @@ class _Clock:
         try:
             yield
         finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+            self.add(stage, time.perf_counter() - start)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds

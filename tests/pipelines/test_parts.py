@@ -61,3 +61,30 @@ def test_an_item_that_kills_every_actor_fails_naming_it(local_ray, tmp_path):
         (tmp_path / f"die-5-{k}").touch()
     with pytest.raises(RuntimeError, match=rf"Squarer: \{{'n': 5\}} failed on {ITEM_ATTEMPTS} actors"):
         run_actors(Squarer, (str(tmp_path),), [{"n": n} for n in range(8)], workers=2, on_done=lambda r: None)
+
+
+def test_a_fed_pool_takes_items_as_they_come_and_ends_when_the_feed_closes(local_ray, tmp_path):
+    """The image stage's way: items arrive while the pool runs (here in bursts and pauses), its
+    actors reserve no CPU, and it returns once the feed says no more and every item is done."""
+    (tmp_path / "die-3-a").touch()  # an actor lost on a fed item: the item still runs once
+    answers = iter([([{"n": 0}, {"n": 1}], True), ([], True), ([{"n": 2}], True), ([{"n": 3}, {"n": 4}], True)])
+    done = []
+    run_actors(
+        Squarer,
+        (str(tmp_path),),
+        [],
+        workers=2,
+        on_done=done.append,
+        feed=lambda: next(answers, ([{"n": 5}], False)),
+        num_cpus=0,
+    )
+    assert sorted(r["n"] for r in done) == list(range(6))
+    assert all(r["square"] == r["n"] ** 2 for r in done)
+
+
+def test_a_failing_feed_stops_the_pool_with_its_error(local_ray, tmp_path):
+    def feed():
+        raise RuntimeError("image: the download failed")
+
+    with pytest.raises(RuntimeError, match="the download failed"):
+        run_actors(Squarer, (str(tmp_path),), [{"n": 1}], workers=1, on_done=lambda r: None, feed=feed)
