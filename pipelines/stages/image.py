@@ -150,19 +150,24 @@ class ImageStage:
         self._ended = threading.Event()  # the download has ended (or failed)
         self._aborted = False
         self._error: BaseException | None = None
+        # the console shows the download's bar while both run, then this stage's for the rest
+        self._lock = threading.Lock()
+        self._checked = 0  # shards checked by this run
+        self._bar: Any = None
         self._thread = threading.Thread(target=self._run, args=(cfg, workers), name="image", daemon=True)
         self._thread.start()
 
     def _run(self, cfg: FilterConfig, workers: int) -> None:
+        def done(result: dict[str, Any]) -> None:
+            raw = result["raw"]
+            self.wd.mark(_name(raw), {"uri": _out(self.wd, raw), **{k: result[k] for k in PART_MARK}})
+            with self._lock:
+                self._checked += 1
+                if self._bar is not None:
+                    self._bar.update(1)
+
         try:
-            with progress(total=None, desc="image", unit="shard") as bar:
-
-                def done(result: dict[str, Any]) -> None:
-                    raw = result["raw"]
-                    self.wd.mark(_name(raw), {"uri": _out(self.wd, raw), **{k: result[k] for k in PART_MARK}})
-                    bar.update(1)
-
-                run_actors(ImageActor, (cfg.to_dict(),), [], workers, done, feed=self._feed, num_cpus=0)
+            run_actors(ImageActor, (cfg.to_dict(),), [], workers, done, feed=self._feed, num_cpus=0)
         except BaseException as e:  # noqa: BLE001 - raised again by `finish`, in the driver's main thread
             self._error = e
 
@@ -179,8 +184,12 @@ class ImageStage:
         each image part's marker (uri, rows, first_row, last_row: a raw shard holds consecutive
         rows of one part), in the order of `raws`."""
         start = time.perf_counter()
+        with self._lock:
+            before = sum(self.wd.done(_name(raw)) for raw in raws) - self._checked  # by an earlier run
+            self._bar = progress(total=len(raws) - before, initial=self._checked, desc="image", unit="shard")
         self._ended.set()
         self._thread.join()
+        self._bar.close()
         self.seconds = time.perf_counter() - start
         if self._error is not None:
             raise self._error
