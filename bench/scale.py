@@ -11,8 +11,10 @@ table compares every size with the smallest:
  - `full`: the whole build over URLs of a local HTTP server that draws a distinct JPEG
    for every URL (random blocks seeded by the URL), so every image is downloaded,
    decoded, hashed and de-duplicated.
-Printed per size: the driver's peak RSS (getrusage of the build process: Ray's own
-processes are not in it), its growth over the smallest size, wall seconds, and each
+Printed per size: the driver's peak RSS (`VmHWM` of the build process, its own high-water
+mark since it started; Ray's own processes are not in it; not getrusage's `ru_maxrss`,
+which a child keeps from the parent it was forked from, here the parent that wrote the
+source list), its growth over the smallest size, wall seconds, and each
 stage's rows per second per core (the stage's rows over its wall seconds x the CPUs Ray
 was given) with its ratio to the smallest size. Targets (issue: internet-scale builds):
 RSS growth <= 10% across the range; per-stage throughput per core >= 0.8 x the smallest's.
@@ -25,7 +27,6 @@ import io
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,13 @@ def write_source(n: int, work: Path, port: int) -> None:
     pq.write_table(pa.table({"url": urls, "caption": captions(n)}), work / "urls.parquet", row_group_size=50_000)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec (`VmHWM` of /proc/self/status)."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kb / 1024
+
+
 def child(mode: str, n: int, work: Path, port: int) -> dict:
     """One build of the `n` rows in `work`/urls.parquet in this process; returns its numbers."""
     from pipelines.stages.config import BuildConfig
@@ -132,7 +140,7 @@ def child(mode: str, n: int, work: Path, port: int) -> dict:
         rows.update({name: stages[name]["in"] for name in ("download", "image", "dedup", "shard")})
     return {
         "rows": n,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_rss_mb(),
         "wall": wall,
         "per_core": {s: rows.get(s, 0) / t / cpus for s, t in timings.items() if t > 0 and rows.get(s)},
         "cpus": cpus,

@@ -62,7 +62,7 @@ KEEP_PREFIX = "keep."  # source.keep_columns NAME -> table column "keep.NAME"
 FILE_COL = "file"  # a folder source's caption table: the image file of each row
 CAPTION_TABLES = ("captions.tsv", "captions.csv", "captions.parquet")  # a folder source's default tables
 _KEEP_HINT = "listed in source.keep_columns"
-BATCH_ROWS = 50_000  # rows per streamed batch of a parquet or txt file
+BATCH_ROWS = 10_000  # rows per streamed batch of a parquet or txt file (one part of rows)
 PART_ROWS = 10_000  # rows per source part: the unit of the stages' tasks
 _BLOCK = 8 << 20  # bytes per read of a file's streaming passes (and per csv/tsv batch)
 
