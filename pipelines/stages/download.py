@@ -16,7 +16,7 @@ every row with its status, the original width/height and the sha256 of the downl
 Resume is img2dataset's own `incremental_mode="incremental"` (a shard with a
 `NNNNN_stats.json` is done); the stage marker is written once every shard has one. The
 image stage checks each shard as soon as it is done (`complete_shards`), while the rest
-download (`pipelines.stages.image.start_image`).
+download (`pipelines.stages.image.ImageStage`).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _img2dataset(input_uri: str, cfg: BuildConfig, wd: WorkDir, n_shards: int) -
 
 
 def _stats_count(wd: WorkDir) -> int:
-    return sum(1 for n in _listdir_fresh(raw_dir(wd)) if n.endswith("_stats.json"))
+    return len(complete_shards(wd))
 
 
 def _follow(wd: WorkDir, bar, stop: threading.Event) -> None:

@@ -139,14 +139,19 @@ class ImageActor:
 
 
 class ImageStage:
-    """The image stage beside a running download (`start_image`): a thread of the driver runs
+    """The image stage beside a running download, started before it: a thread of the driver runs
     the actor pool, fed each raw shard as soon as img2dataset has finished it, so decoding on
-    the CPU overlaps downloading from the network; `finish` says the download has ended."""
+    the CPU overlaps downloading from the network; `finish` says the download has ended. The
+    actors reserve no CPU: img2dataset's tasks hold the CPUs while they wait on the network
+    (`pipelines.stages.parts.run_actors`). The raw folder is listed at most once per ten times
+    its last listing took (at least every `run_actors` poll), so listing 10^5 shards on S3
+    costs the driver thread at most a tenth of its time."""
 
     def __init__(self, cfg: FilterConfig, wd: WorkDir, workers: int) -> None:
         self.wd = wd
         self.seconds = 0.0  # the stage's wall time after `finish` was called
         self._given: set[str] = set()
+        self._next_listing = 0.0  # perf_counter time of the next listing of the raw folder
         self._ended = threading.Event()  # the download has ended (or failed)
         self._aborted = False
         self._error: BaseException | None = None
@@ -175,7 +180,11 @@ class ImageStage:
         ended = self._ended.is_set()  # before listing: once the download has ended, every shard is listed
         if self._aborted:
             raise RuntimeError("image: the download failed")
+        started = time.perf_counter()
+        if not ended and started < self._next_listing:
+            return [], True
         new = [raw for raw in complete_shards(self.wd) if raw not in self._given]
+        self._next_listing = started + 10 * (time.perf_counter() - started)
         self._given.update(new)
         return [{"raw": raw, "out": _out(self.wd, raw)} for raw in new if not self.wd.done(_name(raw))], not ended
 
@@ -211,10 +220,3 @@ def _name(raw: str) -> str:
 
 def _out(wd: WorkDir, raw: str) -> str:
     return wd.path("image", posixpath.basename(raw))
-
-
-def start_image(cfg: FilterConfig, wd: WorkDir, workers: int) -> ImageStage:
-    """Start the image stage's actor pool before the download (`ImageStage`). Its actors
-    reserve no CPU: they run beside img2dataset's tasks, which hold the CPUs while they wait
-    on the network (`pipelines.stages.parts.run_actors`)."""
-    return ImageStage(cfg, wd, workers)

@@ -35,7 +35,7 @@ from pipelines.stages.config import BuildConfig
 from pipelines.stages.dedup import run_dedup
 from pipelines.stages.download import download_reason, run_download
 from pipelines.stages.funnel import ConservationError, StageCount, funnel, summary_table
-from pipelines.stages.image import start_image
+from pipelines.stages.image import ImageStage
 from pipelines.stages.outputs import write_version
 from pipelines.stages.parts import run_tasks
 from pipelines.stages.scores import pick_sample, sample_part
@@ -209,7 +209,7 @@ def run_stages(
     if modality != "text":
         # the image stage checks each raw shard as soon as the download has finished it:
         # "download" is the download's wall time, "image" the checks' time after it
-        checks = start_image(cfg.filter, wd, cpus) if stop_after != "download" else None
+        checks = ImageStage(cfg.filter, wd, cpus) if stop_after != "download" else None
         try:
             with clock("download"):
                 raws, sent = run_download(decided, cfg, wd)

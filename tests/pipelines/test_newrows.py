@@ -11,7 +11,6 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray
 
 from catalog.keys import sample_key
 from catalog.parquet import read_parquet, row_group_slices, write_parquet
@@ -24,13 +23,6 @@ from pipelines.stages.workdir import open_workdir
 pytestmark = pytest.mark.slow  # a real local Ray
 
 PART_ROWS = 37
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _source(rng: random.Random, n: int, modality: str) -> list[dict]:

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-import ray
 
 from pipelines.stages.parts import ITEM_ATTEMPTS, run_actors
 
@@ -29,13 +28,6 @@ class Squarer:
             dies[0].unlink()
             os._exit(1)
         return {"n": item["n"], "square": item["n"] ** 2, "pid": self.pid}
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_an_item_whose_actor_died_is_done_once_by_another(local_ray, tmp_path):

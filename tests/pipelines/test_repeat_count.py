@@ -10,7 +10,6 @@ from collections import Counter
 
 import pyarrow as pa
 import pytest
-import ray
 
 from catalog.parquet import read_parquet, write_parquet
 from pipelines.filters.config import FilterConfig
@@ -20,13 +19,6 @@ from pipelines.stages.workdir import open_workdir
 pytestmark = pytest.mark.slow  # a real local Ray
 
 PART_ROWS = 29
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.parametrize(("map_rows", "per_bucket"), [(10_000, 10_000), (60, 45), (29, 7)])
